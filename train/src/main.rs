@@ -1,0 +1,184 @@
+//! `cargo run -p train --release`: trains the seed CNN on MNIST and writes the model, metrics,
+//! plots and checkpoints to `artifacts/mnist/`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use candle_core::Device;
+use clap::Parser;
+
+use train::checkpoint::{self, CHECKPOINT_FILE, Checkpoint};
+use train::data::{self, DatasetKind, download};
+use train::run::{self, Recipe, RunOptions};
+
+#[derive(Parser, Debug)]
+#[command(
+    version,
+    about = "Train the seed MNIST CNN with candle",
+    long_about = "Train the seed CNN (conv 5x5 32 + pool, conv 5x5 64 + pool, dense 64, dense 10) with Adam.\n\n\
+        With no arguments it trains the seed recipe (5 epochs, batch 32, lr 1e-3, seed 0) on MNIST from \
+        data/mnist/ and writes model.safetensors, checkpoint.safetensors, metrics.json, curves.png, \
+        confusion.png and samples.png to artifacts/mnist/.\n\n\
+        Offline? Point --data-dir at a folder holding the four IDX files (gzip or raw)."
+)]
+struct Cli {
+    /// Folder holding the data sets: either `<dir>/<dataset>/` with the four IDX files, or the files directly.
+    #[arg(long, default_value = "data")]
+    data_dir: PathBuf,
+    /// Which data set to train on.
+    #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
+    dataset: DatasetKind,
+    /// Number of epochs [default: 5]. With --resume, the new total to train up to.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Images per optimizer step [default: 32].
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Adam learning rate [default: 0.001].
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed for weight initialisation and shuffling; the same seed gives the same run [default: 0].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Train on the first N training images only (for quick runs); the test set stays whole.
+    #[arg(long)]
+    limit: Option<usize>,
+    /// Where to train: `auto` picks CUDA when built with the `cuda` feature and a GPU is present, else the CPU.
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    device: DeviceChoice,
+    /// Output folder [default: artifacts/<dataset>].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue the run whose checkpoint is in the output folder (its recipe is kept; --epochs may raise the total).
+    #[arg(long, conflicts_with = "overwrite")]
+    resume: bool,
+    /// Start a new run even though the output folder holds a checkpoint (it is replaced after the first epoch).
+    #[arg(long)]
+    overwrite: bool,
+    /// Fetch the data set from its public mirrors into --data-dir first (checksums verified; nothing is written unless all four files verify).
+    #[arg(long)]
+    download: bool,
+    /// Mirror to download from instead of the public ones (repeatable; tried in order).
+    #[arg(long = "mirror", requires = "download")]
+    mirrors: Vec<String>,
+    /// No progress bars or per-epoch lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum DeviceChoice {
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+fn pick_device(choice: DeviceChoice) -> Result<Device> {
+    match choice {
+        DeviceChoice::Cpu => Ok(Device::Cpu),
+        DeviceChoice::Cuda => {
+            if !cfg!(feature = "cuda") {
+                bail!("--device cuda needs a build with the `cuda` feature (cargo run -p train --release --features cuda)");
+            }
+            Device::new_cuda(0).context("opening CUDA device 0")
+        }
+        DeviceChoice::Auto => {
+            if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
+                if let Ok(device) = Device::new_cuda(0) {
+                    return Ok(device);
+                }
+            }
+            Ok(Device::Cpu)
+        }
+    }
+}
+
+/// The recipe to train: from the checkpoint when resuming (flags may only raise --epochs), else
+/// the seed recipe with the flags applied.
+fn recipe_for(cli: &Cli, resumed: Option<&Recipe>) -> Result<Recipe> {
+    let Some(saved) = resumed else {
+        let seed = Recipe::seed_recipe(cli.dataset);
+        return Ok(Recipe {
+            dataset: cli.dataset,
+            epochs: cli.epochs.unwrap_or(seed.epochs),
+            batch_size: cli.batch_size.unwrap_or(seed.batch_size),
+            lr: cli.lr.unwrap_or(seed.lr),
+            seed: cli.seed.unwrap_or(seed.seed),
+            limit: cli.limit,
+        });
+    };
+    let conflicts = [
+        (cli.dataset != saved.dataset, "--dataset"),
+        (cli.batch_size.is_some_and(|b| b != saved.batch_size), "--batch-size"),
+        (cli.lr.is_some_and(|l| l != saved.lr), "--lr"),
+        (cli.seed.is_some_and(|s| s != saved.seed), "--seed"),
+        (cli.limit.is_some() && cli.limit != saved.limit, "--limit"),
+    ];
+    if let Some((_, flag)) = conflicts.iter().find(|(c, _)| *c) {
+        bail!("{flag} differs from the checkpoint's recipe {saved:?}; a resumed run keeps its recipe (only --epochs may change)");
+    }
+    Ok(Recipe { epochs: cli.epochs.unwrap_or(saved.epochs), ..saved.clone() })
+}
+
+fn main() -> ExitCode {
+    match real_main() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let cli = Cli::parse();
+    let out_dir = cli.out.clone().unwrap_or_else(|| PathBuf::from("artifacts").join(cli.dataset.name()));
+    let device = pick_device(cli.device)?;
+    let say = |line: &str| {
+        if !cli.quiet {
+            eprintln!("{line}");
+        }
+    };
+    say(&format!("device: {}", run::device_name(&device)));
+
+    let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
+    let resumed: Option<Checkpoint> = if cli.resume {
+        if !checkpoint_path.is_file() {
+            bail!("--resume: no checkpoint at {}", checkpoint_path.display());
+        }
+        let ckpt = checkpoint::load_checkpoint(&checkpoint_path, &device)?;
+        say(&format!("resuming {} after epoch {}", checkpoint_path.display(), ckpt.state.epochs_done));
+        Some(ckpt)
+    } else {
+        if checkpoint_path.is_file() && !cli.overwrite {
+            bail!(
+                "{} already holds a run's checkpoint; pass --resume to continue it, --overwrite to start over, or --out to write elsewhere",
+                out_dir.display()
+            );
+        }
+        None
+    };
+    let recipe = recipe_for(&cli, resumed.as_ref().map(|c| &c.recipe))?;
+    recipe.validate()?;
+
+    if cli.download {
+        download::download(recipe.dataset, &cli.data_dir, &cli.mirrors, |line| say(line))?;
+    }
+    let data = data::load(&cli.data_dir, recipe.dataset)?;
+    say(&format!(
+        "{}: {} training images{}, {} test images; recipe {recipe:?}",
+        recipe.dataset,
+        data.train.len(),
+        recipe.limit.map_or(String::new(), |n| format!(" (using the first {n})")),
+        data.test.len()
+    ));
+
+    let opts = RunOptions { out_dir: out_dir.clone(), device, show_progress: !cli.quiet };
+    let summary = run::run(&recipe, &data, resumed.map(|c| c.state), &opts)?;
+    println!("{}", run::summary_table(&summary.history));
+    println!("wrote {}", ["model.safetensors", "checkpoint.safetensors", "metrics.json", "curves.png", "confusion.png", "samples.png"]
+        .map(|f| out_dir.join(f).display().to_string())
+        .join(", "));
+    Ok(())
+}

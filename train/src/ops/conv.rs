@@ -1,0 +1,239 @@
+//! Valid, stride-1 convolution on CPU f32 via im2col + GEMM, and the plain `conv2d` custom op.
+//!
+//! Work is split into fixed chunks of [`CHUNK`] images that run in parallel on rayon. Each
+//! chunk's result depends only on its own data; cross-chunk reductions (the weight and bias
+//! gradients) are summed afterwards in chunk order, so results are bit-identical run to run
+//! whatever the thread count or schedule.
+
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
+use rayon::prelude::*;
+
+use super::gemm::{Mat, MatMut, matmul};
+use super::im2col::{col2im, im2col};
+use super::{cpu_slice, with_cpu_slice};
+
+/// Images per work item. Fixed (not derived from the thread count) so that results do not
+/// depend on the machine's parallelism; 4 gives 8 items per batch of 32 for load balance and
+/// keeps a chunk's column matrix (≤ 0.8 MB for the model's second conv) near L2.
+pub const CHUNK: usize = 4;
+
+/// Shapes of one convolution: `x` `[n, c_in, h, w]`, weight `[c_out, c_in, k, k]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConvGeom {
+    pub n: usize,
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub oh: usize,
+    pub ow: usize,
+}
+
+impl ConvGeom {
+    pub fn new(x: &Shape, w: &Shape, b: &Shape) -> Result<Self> {
+        let (n, c_in, h, wd) = x.dims4()?;
+        let (c_out, wc, kh, kw) = w.dims4()?;
+        let bc = b.dims1()?;
+        if wc != c_in || kh != kw || bc != c_out || kh == 0 || kh > h || kw > wd {
+            bail!("conv2d: incompatible shapes x {x:?}, w {w:?}, b {b:?}");
+        }
+        let k = kh;
+        Ok(Self { n, c_in, h, w: wd, c_out, k, oh: h - k + 1, ow: wd - k + 1 })
+    }
+
+    /// Output pixels per image and channel.
+    pub fn p(&self) -> usize {
+        self.oh * self.ow
+    }
+
+    /// Length of the reduction (one weight row).
+    pub fn ck(&self) -> usize {
+        self.c_in * self.k * self.k
+    }
+
+    /// Floats per input image.
+    pub fn img_len(&self) -> usize {
+        self.c_in * self.h * self.w
+    }
+
+    /// The image ranges of the work items.
+    pub fn chunks(&self) -> Vec<Range<usize>> {
+        (0..self.n).step_by(CHUNK).map(|s| s..(s + CHUNK).min(self.n)).collect()
+    }
+}
+
+/// Per-chunk state the forward pass keeps for the backward pass.
+pub struct FwdChunk<T> {
+    /// The chunk's column matrix `[CK, B * P]`, reused by the weight and input gradients.
+    pub col: Vec<f32>,
+    /// Whatever the epilogue chose to keep (e.g. pool argmax indices).
+    pub extra: T,
+}
+
+/// Runs the convolution without bias. For each chunk it calls `epilogue(imgs, yt, out_chunk)`
+/// with `yt` the pre-bias result `[C_out, B * P]` (`B = imgs.len()`); the epilogue writes the
+/// chunk's slice of `out` (`out_per_img` floats per image) and returns what to keep.
+pub fn forward<T: Send>(
+    g: &ConvGeom,
+    x: &[f32],
+    w: &[f32],
+    out: &mut [f32],
+    out_per_img: usize,
+    epilogue: impl Fn(Range<usize>, &[f32], &mut [f32]) -> T + Sync,
+) -> Vec<FwdChunk<T>> {
+    let chunks = g.chunks();
+    let wm = Mat::row_major(w, g.c_out, g.ck());
+    let out_chunks: Vec<&mut [f32]> = if out_per_img == 0 {
+        chunks.iter().map(|_| &mut [][..]).collect()
+    } else {
+        out.chunks_mut(CHUNK * out_per_img).collect()
+    };
+    out_chunks
+        .into_par_iter()
+        .zip(chunks.into_par_iter())
+        .map(|(out_chunk, imgs)| {
+            let bp = imgs.len() * g.p();
+            let mut col = vec![0.0; g.ck() * bp];
+            im2col(g, &x[imgs.start * g.img_len()..imgs.end * g.img_len()], &mut col);
+            let mut yt = vec![0.0; g.c_out * bp];
+            matmul(MatMut::row_major(&mut yt, g.c_out, bp), wm, Mat::row_major(&col, g.ck(), bp), false);
+            let extra = epilogue(imgs, &yt, out_chunk);
+            FwdChunk { col, extra }
+        })
+        .collect()
+}
+
+/// Gradients of a convolution given the saved chunks. `fill_dy(chunk_index, imgs, dyt)` writes
+/// the gradient w.r.t. the pre-bias output in the `[C_out, B * P]` layout (`dyt` starts zeroed).
+/// Returns `(dx, dw, db)`; `dx` only when `need_dx`.
+pub fn backward<T: Sync>(
+    g: &ConvGeom,
+    saved: &[FwdChunk<T>],
+    w: &[f32],
+    need_dx: bool,
+    fill_dy: impl Fn(usize, Range<usize>, &mut [f32]) + Sync,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    let chunks = g.chunks();
+    let wm = Mat::row_major(w, g.c_out, g.ck());
+    let mut dx = vec![0.0; if need_dx { g.n * g.img_len() } else { 0 }];
+    let dx_chunks: Vec<&mut [f32]> = if need_dx {
+        dx.chunks_mut(CHUNK * g.img_len()).collect()
+    } else {
+        chunks.iter().map(|_| &mut [][..]).collect()
+    };
+    let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
+        .into_par_iter()
+        .zip(chunks.into_par_iter())
+        .zip(saved.par_iter())
+        .enumerate()
+        .map(|(i, ((dx_chunk, imgs), fwd))| {
+            let bp = imgs.len() * g.p();
+            let mut dyt = vec![0.0; g.c_out * bp];
+            fill_dy(i, imgs, &mut dyt);
+            let db: Vec<f32> = dyt.chunks_exact(bp.max(1)).map(|r| r.iter().sum()).collect();
+            let dyt_m = Mat::row_major(&dyt, g.c_out, bp);
+            let col_m = Mat::row_major(&fwd.col, g.ck(), bp);
+            let mut dw = vec![0.0; g.c_out * g.ck()];
+            matmul(MatMut::row_major(&mut dw, g.c_out, g.ck()), dyt_m, col_m.t(), false);
+            if need_dx {
+                let mut dcol = vec![0.0; g.ck() * bp];
+                matmul(MatMut::row_major(&mut dcol, g.ck(), bp), wm.t(), dyt_m, false);
+                col2im(g, &dcol, dx_chunk);
+            }
+            (dw, db)
+        })
+        .collect();
+    // Fixed-order reduction over chunks keeps the result independent of scheduling.
+    let mut dw = vec![0.0; g.c_out * g.ck()];
+    let mut db = vec![0.0; g.c_out];
+    for (pw, pb) in &partials {
+        dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    (need_dx.then_some(dx), dw, db)
+}
+
+/// Wraps raw gradients as tensors on the device/shape of the corresponding arguments, leaving
+/// out the ones whose argument does not take part in backprop.
+pub fn grads_to_tensors(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    (dx, dw, db): (Option<Vec<f32>>, Vec<f32>, Vec<f32>),
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let dx = dx.map(|d| Tensor::from_vec(d, x.shape(), x.device())).transpose()?;
+    let dw = w.track_op().then(|| Tensor::from_vec(dw, w.shape(), w.device())).transpose()?;
+    let db = b.track_op().then(|| Tensor::from_vec(db, b.shape(), b.device())).transpose()?;
+    Ok((dx, dw, db))
+}
+
+/// `conv2d` + bias as a custom op. Keeps the column matrices from the forward pass so the
+/// backward pass does not redo im2col.
+#[derive(Default)]
+pub struct Conv2d {
+    saved: OnceLock<Vec<FwdChunk<()>>>,
+}
+
+impl CustomOp3 for Conv2d {
+    fn name(&self) -> &'static str {
+        "fast-conv2d"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = ConvGeom::new(xl.shape(), wl.shape(), bl.shape())?;
+        let (x, w, bias) = (cpu_slice(xs, xl)?, cpu_slice(ws, wl)?, cpu_slice(bs, bl)?);
+        let per_img = g.c_out * g.p();
+        let mut out = vec![0.0; g.n * per_img];
+        let saved = forward(&g, x, w, &mut out, per_img, |imgs, yt, out| {
+            let (p, bp) = (g.p(), imgs.len() * g.p());
+            for (b, img) in out.chunks_exact_mut(per_img).enumerate() {
+                for (co, plane) in img.chunks_exact_mut(p).enumerate() {
+                    let src = &yt[co * bp + b * p..][..p];
+                    plane.iter_mut().zip(src).for_each(|(o, y)| *o = y + bias[co]);
+                }
+            }
+        });
+        // A second forward with the same op instance cannot happen through `apply_op3`.
+        let _ = self.saved.set(saved);
+        Ok((CpuStorage::F32(out), Shape::from((g.n, g.c_out, g.oh, g.ow))))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        b: &Tensor,
+        _res: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let g = ConvGeom::new(x.shape(), w.shape(), b.shape())?;
+        let Some(saved) = self.saved.get() else { bail!("fast-conv2d: backward before forward") };
+        let grads = with_cpu_slice(w, |w| {
+            with_cpu_slice(grad, |grad| {
+                let per_img = g.c_out * g.p();
+                backward(&g, saved, w, x.track_op(), |_, imgs, dyt| {
+                    let (p, bp) = (g.p(), imgs.len() * g.p());
+                    let src = &grad[imgs.start * per_img..imgs.end * per_img];
+                    for (b, img) in src.chunks_exact(per_img).enumerate() {
+                        for (co, plane) in img.chunks_exact(p).enumerate() {
+                            dyt[co * bp + b * p..][..p].copy_from_slice(plane);
+                        }
+                    }
+                })
+            })
+        })??;
+        grads_to_tensors(x, w, b, grads)
+    }
+}
