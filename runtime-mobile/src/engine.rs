@@ -1,0 +1,303 @@
+//! Executes a [`Plan`] in the caller's arena. Graph-level loops only; arithmetic on vectors goes
+//! through the [`Kernels`] table so SIMD versions slot in. Integer-only: no float on this path.
+//!
+//! Sizes used for indexing here were validated by `plan` (shapes, arena size), so slices are cut
+//! once per stage with checked `get`, and inner loops index within those proven bounds.
+
+use crate::bytes::{as_i32_mut, as_i8, as_i8_mut, le_i32};
+use crate::error::Error;
+use crate::format::{LayerSpec, Op, Pool, Shape};
+use crate::kernels::Kernels;
+use crate::plan::{scratch_bytes, Loc, Plan, Stage, StageOp};
+use crate::requant::requantize;
+
+/// One conv2d/dense layer's tensors, borrowed from the file bytes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LayerTensors<'a> {
+    pub weight: &'a [i8],
+    /// Little-endian i32s (file data is not necessarily 4-aligned).
+    pub bias: &'a [u8],
+    pub multiplier: &'a [u8],
+    pub shift: &'a [u8],
+}
+
+impl LayerTensors<'_> {
+    pub(crate) const EMPTY: LayerTensors<'static> =
+        LayerTensors { weight: &[], bias: &[], multiplier: &[], shift: &[] };
+}
+
+/// Stands for a violated plan invariant; unreachable for parsed models, but an error beats a panic.
+const BROKEN: Error = Error::ArenaTooSmall { needed: usize::MAX, got: 0 };
+
+fn len(s: Shape) -> Result<usize, Error> {
+    s.len().ok_or(Error::Overflow)
+}
+
+/// Runs all stages; returns the output scores (a slice of the arena).
+pub(crate) fn run<'b>(
+    plan: &Plan,
+    layers: &[LayerSpec],
+    tensors: &[LayerTensors<'_>],
+    k: &Kernels,
+    input: &[i8],
+    arena: &'b mut [u8],
+) -> Result<&'b [i8], Error> {
+    if arena.len() < plan.arena_bytes {
+        return Err(Error::ArenaTooSmall { needed: plan.arena_bytes, got: arena.len() });
+    }
+    for stage in plan.stages.get(..plan.n_stages).ok_or(BROKEN)? {
+        run_stage(stage, layers, tensors, k, input, arena)?;
+    }
+    let n = len(plan.out_shape)?;
+    let total = arena.len();
+    let out = match plan.out_loc {
+        Loc::Low => arena.get(..n),
+        Loc::High => arena.get(total.checked_sub(n).ok_or(BROKEN)?..),
+        Loc::Input => None,
+    };
+    Ok(as_i8(out.ok_or(BROKEN)?))
+}
+
+fn run_stage(
+    st: &Stage,
+    layers: &[LayerSpec],
+    tensors: &[LayerTensors<'_>],
+    k: &Kernels,
+    input: &[i8],
+    arena: &mut [u8],
+) -> Result<(), Error> {
+    let in_len = len(st.in_shape)?;
+    let out_len = len(st.out_shape)?;
+    let total = arena.len();
+
+    if let (StageOp::Relu, Loc::Low | Loc::High) = (st.op, st.in_loc) {
+        let buf = match st.in_loc {
+            Loc::Low => arena.get_mut(..in_len),
+            _ => arena.get_mut(total.checked_sub(in_len).ok_or(BROKEN)?..),
+        };
+        let zp = st.in_zp as i8;
+        for v in as_i8_mut(buf.ok_or(BROKEN)?) {
+            *v = (*v).max(zp);
+        }
+        return Ok(());
+    }
+
+    // Cut the arena into [low | scratch | high] and pick input/output among them.
+    let (low_len, high_len) = match (st.in_loc, st.out_loc) {
+        (Loc::Input, _) => (out_len, 0),
+        (Loc::Low, _) => (in_len, out_len),
+        (Loc::High, _) => (out_len, in_len),
+    };
+    if low_len.checked_add(high_len).is_none_or(|n| n > total) {
+        return Err(BROKEN);
+    }
+    let (low, rest) = arena.split_at_mut(low_len);
+    let (scratch, high) = rest.split_at_mut(rest.len() - high_len);
+    let (x, out): (&[i8], &mut [i8]) = match st.in_loc {
+        Loc::Input => (input, as_i8_mut(low)),
+        Loc::Low => (as_i8(low), as_i8_mut(high)),
+        Loc::High => (as_i8(high), as_i8_mut(low)),
+    };
+    if x.len() != in_len || out.len() != out_len || scratch.len() < scratch_bytes(&st.op, layers)? {
+        return Err(BROKEN);
+    }
+
+    match st.op {
+        StageOp::Conv { layer, relu, pool, avg, conv_hw } => {
+            let (Some(spec), Some(t)) = (layers.get(layer), tensors.get(layer)) else {
+                return Err(BROKEN);
+            };
+            conv(k, spec, t, st, relu, &pool, avg, conv_hw, x, scratch, out)
+        }
+        StageOp::Dense { layer, relu } => {
+            let Some(t) = tensors.get(layer) else { return Err(BROKEN) };
+            dense(k, t, st, relu, x, scratch, out)
+        }
+        StageOp::Pool { pool, avg } => pool_standalone(st, &pool, avg, x, out),
+        StageOp::Relu => {
+            let zp = st.in_zp as i8;
+            for (o, &v) in out.iter_mut().zip(x) {
+                *o = v.max(zp);
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The first `n` 4-aligned i32s of `scratch` (the plan reserves 3 bytes of alignment slack).
+fn i32_area(scratch: &mut [u8], n: usize) -> Result<&mut [i32], Error> {
+    as_i32_mut(scratch).get_mut(..n).ok_or(BROKEN)
+}
+
+/// `bias[o] - zp_in * sum(w[o])`, wrapping: the folded constant term of every accumulator.
+fn fold_zero_point(k: &Kernels, t: &LayerTensors<'_>, k_len: usize, zp_in: i32, corr: &mut [i32]) {
+    (k.row_sums_i8)(t.weight, k_len, corr);
+    for (o, c) in corr.iter_mut().enumerate() {
+        *c = le_i32(t.bias, o).wrapping_sub(zp_in.wrapping_mul(*c));
+    }
+}
+
+/// Rounds `sum / n` half away from zero (`n >= 1`).
+#[inline]
+pub(crate) fn div_round(sum: i32, n: i32) -> i32 {
+    if sum >= 0 { (sum + n / 2) / n } else { -((-sum + n / 2) / n) }
+}
+
+/// Conv2d + requant (+ relu) + pool, computing only the pooled outputs: for each pooled cell,
+/// each conv output in its window is computed (im2col patch -> matvec over all channels ->
+/// requantize) and combined. Non-overlapping pools compute every conv output exactly once.
+#[allow(clippy::too_many_arguments)]
+fn conv(
+    k: &Kernels,
+    spec: &LayerSpec,
+    t: &LayerTensors<'_>,
+    st: &Stage,
+    relu: bool,
+    pool: &Pool,
+    avg: bool,
+    [ch, cw]: [usize; 2],
+    x: &[i8],
+    scratch: &mut [u8],
+    out: &mut [i8],
+) -> Result<(), Error> {
+    let Op::Conv2d { kernel: [kh, kw], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op
+    else {
+        return Err(BROKEN);
+    };
+    let (Shape::Chw(c, h, w), Shape::Chw(oc, ph, pw)) = (st.in_shape, st.out_shape) else {
+        return Err(BROKEN);
+    };
+    let k_len = c * kh * kw;
+    if t.weight.len() != oc * k_len || scratch.len() < k_len {
+        return Err(BROKEN);
+    }
+    let (patch, rest) = scratch.split_at_mut(k_len);
+    let patch = as_i8_mut(patch);
+    let ints = i32_area(rest, oc.checked_mul(3).ok_or(BROKEN)?)?;
+    let (acc, rest) = ints.split_at_mut(oc);
+    let (corr, pacc) = rest.split_at_mut(oc);
+    fold_zero_point(k, t, k_len, st.in_zp, corr);
+    let lo = if relu { st.out_zp } else { -128 };
+    let pad_val = st.in_zp as i8;
+
+    for py in 0..ph {
+        for px in 0..pw {
+            pacc.fill(if avg { 0 } else { i32::MIN });
+            let mut count = 0i32;
+            for wy in 0..pool.kernel[0] {
+                // Conv output row for this window cell; skip pool padding.
+                let Some(cy) = (py * pool.stride[0] + wy).checked_sub(pool.padding[0]) else {
+                    continue;
+                };
+                if cy >= ch {
+                    continue;
+                }
+                for wx in 0..pool.kernel[1] {
+                    let Some(cx) = (px * pool.stride[1] + wx).checked_sub(pool.padding[1]) else {
+                        continue;
+                    };
+                    if cx >= cw {
+                        continue;
+                    }
+                    count += 1;
+                    im2col(x, [c, h, w], [kh, kw], [cy * sh, cx * sw], [pad_h, pad_w], pad_val, patch);
+                    (k.matvec_i8)(t.weight, patch, acc);
+                    for o in 0..oc {
+                        let a = acc[o].wrapping_add(corr[o]);
+                        let q = requantize(a, le_i32(t.multiplier, o), le_i32(t.shift, o), st.out_zp, lo);
+                        let q = q as i32;
+                        pacc[o] = if avg { pacc[o] + q } else { pacc[o].max(q) };
+                    }
+                }
+            }
+            let count = count.max(1);
+            for o in 0..oc {
+                let v = if avg { div_round(pacc[o], count) } else { pacc[o] };
+                out[(o * ph + py) * pw + px] = v as i8;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gathers the receptive field whose top-left corner (in padded coordinates) is `origin` into
+/// `patch`, in the weights' `[c][kh][kw]` order; padding reads as the input zero point.
+#[inline]
+fn im2col(
+    x: &[i8],
+    [c, h, w]: [usize; 3],
+    [kh, kw]: [usize; 2],
+    [oy, ox]: [usize; 2],
+    [pad_h, pad_w]: [usize; 2],
+    pad_val: i8,
+    patch: &mut [i8],
+) {
+    let mut idx = 0;
+    for ic in 0..c {
+        for ky in 0..kh {
+            let iy = (oy + ky).wrapping_sub(pad_h);
+            for kx in 0..kw {
+                let ix = (ox + kx).wrapping_sub(pad_w);
+                // wrapping_sub turns "before the start" into a huge index, caught by `< h/w`.
+                patch[idx] = if iy < h && ix < w { x[(ic * h + iy) * w + ix] } else { pad_val };
+                idx += 1;
+            }
+        }
+    }
+}
+
+fn dense(
+    k: &Kernels,
+    t: &LayerTensors<'_>,
+    st: &Stage,
+    relu: bool,
+    x: &[i8],
+    scratch: &mut [u8],
+    out: &mut [i8],
+) -> Result<(), Error> {
+    let n = out.len();
+    if t.weight.len() != n * x.len() {
+        return Err(BROKEN);
+    }
+    let ints = i32_area(scratch, n.checked_mul(2).ok_or(BROKEN)?)?;
+    let (acc, corr) = ints.split_at_mut(n);
+    fold_zero_point(k, t, x.len(), st.in_zp, corr);
+    (k.matvec_i8)(t.weight, x, acc);
+    let lo = if relu { st.out_zp } else { -128 };
+    for (o, q) in out.iter_mut().enumerate() {
+        let a = acc[o].wrapping_add(corr[o]);
+        *q = requantize(a, le_i32(t.multiplier, o), le_i32(t.shift, o), st.out_zp, lo);
+    }
+    Ok(())
+}
+
+fn pool_standalone(st: &Stage, p: &Pool, avg: bool, x: &[i8], out: &mut [i8]) -> Result<(), Error> {
+    let (Shape::Chw(c, h, w), Shape::Chw(_, oh, ow)) = (st.in_shape, st.out_shape) else {
+        return Err(BROKEN);
+    };
+    for ch in 0..c {
+        for oy in 0..oh {
+            for ox in 0..ow {
+                let (mut acc, mut count) = (if avg { 0i32 } else { i32::MIN }, 0i32);
+                for wy in 0..p.kernel[0] {
+                    let iy = (oy * p.stride[0] + wy).wrapping_sub(p.padding[0]);
+                    if iy >= h {
+                        continue;
+                    }
+                    for wx in 0..p.kernel[1] {
+                        let ix = (ox * p.stride[1] + wx).wrapping_sub(p.padding[1]);
+                        if ix >= w {
+                            continue;
+                        }
+                        let v = x[(ch * h + iy) * w + ix] as i32;
+                        acc = if avg { acc + v } else { acc.max(v) };
+                        count += 1;
+                    }
+                }
+                let v = if avg { div_round(acc, count.max(1)) } else { acc };
+                out[(ch * oh + oy) * ow + ox] = v as i8;
+            }
+        }
+    }
+    Ok(())
+}

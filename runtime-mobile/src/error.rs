@@ -1,0 +1,167 @@
+//! Typed errors. Every failure of parsing or inference is one of these; nothing panics.
+
+use core::fmt;
+
+use crate::format::TensorKind;
+
+/// Why a JSON text (the safetensors header or a JSON document inside a metadata string) was rejected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonErrorKind {
+    /// Input ended inside a value.
+    UnexpectedEnd,
+    /// A character that the grammar does not allow here.
+    UnexpectedChar,
+    /// A bad `\` escape or `\u` sequence (including lone surrogates).
+    BadEscape,
+    /// A raw control character inside a string.
+    ControlChar,
+    /// A number that is malformed, out of range, or not the expected kind (integer/float).
+    BadNumber,
+    /// Arrays/objects nested deeper than the reader allows.
+    TooDeep,
+    /// A value of the wrong JSON type (e.g. a number where a string is required).
+    WrongType,
+    /// Non-whitespace after the document.
+    TrailingData,
+    /// The header is not valid UTF-8.
+    NotUtf8,
+}
+
+/// Where a JSON error happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonContext {
+    /// The safetensors header itself.
+    Header,
+    /// The JSON inside the `__metadata__` value of this key.
+    Metadata(&'static str),
+}
+
+/// Every way parsing or running a model can fail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Error {
+    /// The file is shorter than the 8-byte header length, or than the header it announces.
+    Truncated { needed: u64, got: usize },
+    /// The header length is zero or larger than [`crate::format::MAX_HEADER_BYTES`].
+    BadHeaderLength(u64),
+    /// Malformed JSON; `offset` is a byte offset into the text being read.
+    Json { context: JsonContext, kind: JsonErrorKind, offset: usize },
+    /// A header key appears twice (tensor name, metadata key or entry field).
+    DuplicateKey,
+    /// The header has no `__metadata__` object.
+    MissingMetadata,
+    /// A required metadata key is absent.
+    MissingMetadataKey(&'static str),
+    /// A metadata value is well-formed JSON but not what the format requires.
+    BadMetadata { key: &'static str, reason: &'static str },
+    /// `format` is not [`crate::format::FORMAT_NAME`].
+    NotThisFormat,
+    /// `format_version` is not one this runtime reads.
+    UnsupportedVersion(u64),
+    /// A layer's description is invalid by itself (bad kernel, zero size, unknown field...).
+    BadLayer { layer: usize, reason: &'static str },
+    /// A layer does not fit the shape produced by the previous one, or its declared output shape is wrong.
+    InconsistentLayer { layer: usize, reason: &'static str },
+    /// More layers than [`crate::format::MAX_LAYERS`].
+    TooManyLayers(usize),
+    /// A tensor entry is malformed (missing/unknown field, bad data_offsets).
+    BadTensorEntry(&'static str),
+    /// A tensor name that the format does not define for this model.
+    UnknownTensor,
+    /// A tensor required by a layer is absent.
+    MissingTensor { layer: usize, tensor: TensorKind },
+    /// A tensor has the wrong dtype.
+    WrongDtype { layer: usize, tensor: TensorKind },
+    /// A tensor has the wrong shape.
+    WrongShape { layer: usize, tensor: TensorKind },
+    /// A tensor's `data_offsets` are reversed or outside the data section.
+    OffsetsOutOfBounds,
+    /// A tensor's byte length does not match its shape and dtype.
+    SizeMismatch,
+    /// A requantization parameter is out of range (negative multiplier, shift outside [-31, 31]).
+    BadQuantParam { layer: usize, channel: usize },
+    /// A size computation overflowed `usize` (absurd dimensions).
+    Overflow,
+    /// The metadata's `arena_bytes` is smaller than what this runtime needs.
+    DeclaredArenaTooSmall { declared: usize, needed: usize },
+    /// The number of labels differs from the number of outputs.
+    LabelCount { labels: usize, outputs: usize },
+    /// The caller's arena is smaller than [`crate::Model::arena_bytes`].
+    ArenaTooSmall { needed: usize, got: usize },
+    /// The input slice length differs from the model's input size.
+    InputSize { expected: usize, got: usize },
+}
+
+impl fmt::Display for JsonErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            JsonErrorKind::UnexpectedEnd => "unexpected end of input",
+            JsonErrorKind::UnexpectedChar => "unexpected character",
+            JsonErrorKind::BadEscape => "invalid escape sequence",
+            JsonErrorKind::ControlChar => "control character in string",
+            JsonErrorKind::BadNumber => "invalid or out-of-range number",
+            JsonErrorKind::TooDeep => "nesting too deep",
+            JsonErrorKind::WrongType => "value has the wrong JSON type",
+            JsonErrorKind::TrailingData => "data after the JSON document",
+            JsonErrorKind::NotUtf8 => "not valid UTF-8",
+        })
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::Truncated { needed, got } => {
+                write!(f, "file truncated: need {needed} bytes, got {got}")
+            }
+            Error::BadHeaderLength(n) => write!(f, "bad safetensors header length {n}"),
+            Error::Json { context, kind, offset } => match context {
+                JsonContext::Header => write!(f, "header JSON: {kind} at byte {offset}"),
+                JsonContext::Metadata(k) => {
+                    write!(f, "metadata `{k}` JSON: {kind} at byte {offset}")
+                }
+            },
+            Error::DuplicateKey => f.write_str("duplicate key in header"),
+            Error::MissingMetadata => f.write_str("header has no __metadata__"),
+            Error::MissingMetadataKey(k) => write!(f, "metadata key `{k}` missing"),
+            Error::BadMetadata { key, reason } => write!(f, "metadata `{key}`: {reason}"),
+            Error::NotThisFormat => f.write_str("not a runtime-mobile model (metadata `format`)"),
+            Error::UnsupportedVersion(v) => write!(f, "unsupported format version {v}"),
+            Error::BadLayer { layer, reason } => write!(f, "layer {layer}: {reason}"),
+            Error::InconsistentLayer { layer, reason } => {
+                write!(f, "layer {layer} inconsistent with the layer chain: {reason}")
+            }
+            Error::TooManyLayers(n) => write!(f, "{n} layers; at most {} supported", crate::format::MAX_LAYERS),
+            Error::BadTensorEntry(r) => write!(f, "bad tensor entry: {r}"),
+            Error::UnknownTensor => f.write_str("tensor name not defined by the format for this model"),
+            Error::MissingTensor { layer, tensor } => {
+                write!(f, "layer {layer}: tensor `{}` missing", tensor.suffix())
+            }
+            Error::WrongDtype { layer, tensor } => {
+                write!(f, "layer {layer}: tensor `{}` has the wrong dtype", tensor.suffix())
+            }
+            Error::WrongShape { layer, tensor } => {
+                write!(f, "layer {layer}: tensor `{}` has the wrong shape", tensor.suffix())
+            }
+            Error::OffsetsOutOfBounds => f.write_str("tensor data_offsets out of bounds"),
+            Error::SizeMismatch => f.write_str("tensor byte length does not match shape and dtype"),
+            Error::BadQuantParam { layer, channel } => {
+                write!(f, "layer {layer} channel {channel}: requantization parameter out of range")
+            }
+            Error::Overflow => f.write_str("size computation overflows"),
+            Error::DeclaredArenaTooSmall { declared, needed } => {
+                write!(f, "metadata arena_bytes {declared} < {needed} needed")
+            }
+            Error::LabelCount { labels, outputs } => {
+                write!(f, "{labels} labels for {outputs} outputs")
+            }
+            Error::ArenaTooSmall { needed, got } => {
+                write!(f, "arena too small: need {needed} bytes, got {got}")
+            }
+            Error::InputSize { expected, got } => {
+                write!(f, "input has {got} values, model expects {expected}")
+            }
+        }
+    }
+}
+
+impl core::error::Error for Error {}

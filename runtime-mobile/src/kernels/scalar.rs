@@ -1,0 +1,47 @@
+//! Plain scalar reference kernels: the definition every SIMD kernel is tested against.
+
+use super::Kernels;
+
+pub static KERNELS: Kernels =
+    Kernels { name: "scalar", matvec_i8, row_sums_i8 };
+
+/// See [`Kernels::matvec_i8`]. Iterators (`chunks_exact`/`zip`) keep it panic-free even if a
+/// caller broke the length contract.
+pub fn matvec_i8(w: &[i8], x: &[i8], out: &mut [i32]) {
+    if x.is_empty() {
+        out.fill(0);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(x.len())) {
+        let mut acc = 0i32;
+        for (&a, &b) in row.iter().zip(x) {
+            acc = acc.wrapping_add(a as i32 * b as i32);
+        }
+        *o = acc;
+    }
+}
+
+/// See [`Kernels::row_sums_i8`].
+pub fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
+    if k_len == 0 {
+        out.fill(0);
+        return;
+    }
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(k_len)) {
+        *o = row.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn matvec_small() {
+        let w = [1i8, 2, 3, -1, -2, -3];
+        let x = [10i8, -10, 127];
+        let mut out = [0i32; 2];
+        super::matvec_i8(&w, &x, &mut out);
+        assert_eq!(out, [10 - 20 + 381, -10 + 20 - 381]);
+        super::row_sums_i8(&w, 3, &mut out);
+        assert_eq!(out, [6, -6]);
+    }
+}

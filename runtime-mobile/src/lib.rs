@@ -1,0 +1,32 @@
+//! `runtime-mobile`: integer-only inference of small sequential int8 CNNs on phones and
+//! microcontrollers. `no_std`, no `alloc`: the model is parsed in place from the file bytes
+//! ([`Model::parse`]) and run in a caller-provided arena ([`Model::run`]).
+//!
+//! The file format (a safetensors file) is specified in `FORMAT.md`; its names and constants are
+//! the items of [`format`], which the exporter uses directly.
+//!
+//! ```no_run
+//! # fn demo(file: &[u8], pixels: &[i8]) -> Result<(), runtime_mobile::Error> {
+//! let model = runtime_mobile::Model::parse(file)?;
+//! let mut arena = [0u8; 8192];
+//! let p = model.run(pixels, &mut arena[..model.arena_bytes()])?;
+//! let _label = model.label(p.class);
+//! # Ok(()) }
+//! ```
+#![cfg_attr(not(test), no_std)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod bytes;
+mod engine;
+pub mod error;
+pub mod format;
+mod json;
+pub mod kernels;
+pub mod model;
+pub mod plan;
+pub mod requant;
+mod safetensors;
+
+pub use error::Error;
+pub use format::{Activation, LayerSpec, Op, Pool, Quant, Shape, TensorKind};
+pub use model::{Label, Model, Prediction};

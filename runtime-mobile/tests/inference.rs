@@ -1,0 +1,181 @@
+//! Parse round trips and bit-exact inference against the naive reference in `common`.
+
+mod common;
+
+use common::{random_desc, reference, Rng, MNIST, T};
+use runtime_mobile::kernels::scalar;
+use runtime_mobile::{Model, Shape};
+
+/// Parses `desc`'s file and checks `runs` random inputs against the reference, bit for bit.
+fn check(desc: &common::Desc, rng: &mut Rng, runs: usize) {
+    let file = desc.build();
+    let model = Model::parse(&file).unwrap_or_else(|e| panic!("{e}: {desc:?}"));
+    assert_eq!(model.layers(), &desc.specs()[..]);
+    // Odd offset: the arena needs no particular alignment.
+    let mut arena = vec![0xAAu8; model.arena_bytes() + 1];
+    for _ in 0..runs {
+        let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
+        let want = reference(desc, &input);
+        let got = model.run(&input, &mut arena[1..]).unwrap();
+        assert_eq!(got.scores, &want[..], "{desc:?}");
+        let best = *want.iter().max().unwrap();
+        assert_eq!(got.class, want.iter().position(|&v| v == best).unwrap());
+        assert_eq!(got.score, best);
+        let scalar = model.run_with(&scalar::KERNELS, &input, &mut arena[..]).unwrap();
+        assert_eq!(scalar.scores, &want[..]);
+    }
+}
+
+fn archs() -> Vec<(Shape, Vec<T>)> {
+    use T::*;
+    vec![
+        (
+            Shape::Chw(3, 9, 8),
+            vec![
+                Conv { out: 4, k: [3, 3], s: [1, 1], p: [1, 1], relu: true },
+                MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
+                Conv { out: 5, k: [2, 3], s: [2, 1], p: [0, 1], relu: false },
+                AvgPool { k: [3, 3], s: [1, 1], p: [1, 1] },
+                Flatten,
+                Dense { out: 7, relu: true },
+                Dense { out: 3, relu: false },
+                Softmax,
+            ],
+        ),
+        (
+            Shape::Chw(1, 11, 13),
+            vec![
+                Conv { out: 2, k: [5, 5], s: [2, 2], p: [2, 2], relu: false },
+                Relu,
+                AvgPool { k: [2, 2], s: [2, 2], p: [0, 0] },
+                Flatten,
+                Dense { out: 4, relu: false },
+            ],
+        ),
+        (Shape::Flat(20), vec![Dense { out: 6, relu: true }, Relu, Dense { out: 5, relu: false }]),
+        (
+            Shape::Chw(2, 10, 10),
+            vec![
+                Conv { out: 3, k: [1, 1], s: [1, 1], p: [0, 0], relu: true },
+                MaxPool { k: [3, 3], s: [2, 2], p: [1, 1] },
+                Conv { out: 4, k: [3, 3], s: [3, 3], p: [1, 0], relu: false },
+                Flatten,
+                Dense { out: 2, relu: false },
+            ],
+        ),
+        (
+            // Standalone pool and relu on the caller's input, pool after pool, conv without pool.
+            Shape::Chw(2, 12, 9),
+            vec![
+                Relu,
+                MaxPool { k: [2, 3], s: [1, 2], p: [1, 1] },
+                Conv { out: 3, k: [3, 2], s: [1, 1], p: [2, 0], relu: true },
+                MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
+                AvgPool { k: [2, 1], s: [1, 1], p: [1, 0] },
+                Relu,
+                Conv { out: 2, k: [2, 2], s: [1, 1], p: [0, 0], relu: false },
+                Flatten,
+                Relu,
+                Dense { out: 3, relu: false },
+                Softmax,
+            ],
+        ),
+        (Shape::Chw(1, 28, 28), MNIST.to_vec()),
+    ]
+}
+
+#[test]
+fn random_models_match_reference() {
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    for (shape, templates) in archs() {
+        for seed in 0..4 {
+            let desc = random_desc(&mut rng, shape, &templates, seed % 2 == 1);
+            let runs = if shape.len() == Some(784) { 2 } else { 8 };
+            check(&desc, &mut rng, runs);
+            for prefix in common::prefixes(&desc) {
+                check(&prefix, &mut rng, runs);
+            }
+        }
+    }
+}
+
+#[test]
+fn mnist_arena_fits_8k() {
+    let mut rng = Rng(7);
+    let desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
+    let file = desc.build();
+    let model = Model::parse(&file).unwrap();
+    assert!(model.arena_bytes() <= 8192, "arena {}", model.arena_bytes());
+    let input = vec![0i8; 784];
+    let mut arena = [0u8; 8192];
+    let p = model.run(&input, &mut arena).unwrap();
+    assert_eq!(p.scores.len(), 10);
+}
+
+#[test]
+fn metadata_round_trip() {
+    let mut rng = Rng(11);
+    let mut desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
+    desc.labels = ["zero", "a\"quoted\\one", "é😀", "tab\there", "x", "5", "6", "7", "8", "nine"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    desc.arena_bytes = Some(9000);
+    let file = desc.build();
+    // Our files are standard safetensors.
+    let st = safetensors::SafeTensors::deserialize(&file).unwrap();
+    assert_eq!(st.len(), 16);
+    let model = Model::parse(&file).unwrap();
+    assert_eq!(model.num_classes(), 10);
+    for (i, l) in desc.labels.iter().enumerate() {
+        let got = model.label(i).unwrap();
+        assert!(got.eq_str(l));
+        assert_eq!(got.to_string(), *l);
+    }
+    assert!(model.label(10).is_none());
+    assert_eq!(model.declared_arena_bytes(), 9000);
+    assert_eq!(model.f32_accuracy(), Some(0.99));
+    assert_eq!(model.int8_accuracy(), Some(0.985));
+    assert_eq!(model.input_shape(), Shape::Chw(1, 28, 28));
+    assert_eq!(model.input_quant().zero_point, desc.input_zp);
+    assert_eq!(model.input_quant().scale, 0.003921569);
+    let runtime_mobile::Op::Dense { output, .. } = desc.layers[6].0.op else { panic!() };
+    assert_eq!(model.output_quant(), output);
+    assert_eq!(
+        runtime_mobile::plan::arena_bytes(desc.input_shape, &desc.specs()).unwrap(),
+        model.arena_bytes()
+    );
+}
+
+#[test]
+fn tensor_names() {
+    use runtime_mobile::format::{tensor_name, TensorKind};
+    assert_eq!(tensor_name(0, TensorKind::Weight).to_string(), "layers.0.weight");
+    assert_eq!(tensor_name(12, TensorKind::Shift).to_string(), "layers.12.shift");
+}
+
+#[test]
+fn reference_outputs_are_not_degenerate() {
+    // Guards the test itself: saturated or constant outputs would make "bit-exact" meaningless.
+    let mut rng = Rng(3);
+    for (shape, templates) in archs() {
+        let desc = random_desc(&mut rng, shape, &templates, false);
+        let mut distinct = std::collections::BTreeSet::new();
+        for _ in 0..4 {
+            let input: Vec<i8> = (0..shape.len().unwrap()).map(|_| rng.i8()).collect();
+            distinct.extend(reference(&desc, &input));
+        }
+        eprintln!("{shape:?}: {} distinct output values: {:?}", distinct.len(), distinct);
+        assert!(distinct.len() >= 3, "{shape:?}");
+    }
+    let desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
+    eprintln!("MNIST arena {}", Model::parse(&desc.build()).unwrap().arena_bytes());
+}
+
+#[test]
+fn model_struct_size_is_bounded() {
+    // The parsed model lives on the caller's stack on microcontrollers; keep an eye on it.
+    let size = std::mem::size_of::<Model<'static>>();
+    eprintln!("size_of::<Model>() = {size} bytes on this target");
+    assert!(size < 8192);
+}
