@@ -141,6 +141,7 @@ fn train_epoch(
     let mut loss_sum = Tensor::zeros((), DType::F32, device)?;
     let mut correct_sum = Tensor::zeros((), DType::U32, device)?;
     let mut seen = 0usize;
+    let steps = order.len().div_ceil(batch_size);
     let check = |loss_sum: &Tensor, seen: usize, step: usize| -> Result<f64> {
         let mean = loss_sum.to_scalar::<f32>()? as f64 / seen as f64;
         if !mean.is_finite() {
@@ -163,10 +164,10 @@ fn train_epoch(
         if (step + 1) % PROGRESS_EVERY == 0 {
             let mean = check(&loss_sum, seen, step + 1)?;
             let acc = correct_sum.to_scalar::<u32>()? as f64 / seen as f64;
-            bar.set_message(format!("loss {mean:.4}  acc {:.2}%", acc * 100.0));
+            bar.set_message(format!("step {}/{steps}  loss {mean:.4}  acc {:.2}%", step + 1, acc * 100.0));
         }
     }
-    let mean = check(&loss_sum, seen, order.len().div_ceil(batch_size))?;
+    let mean = check(&loss_sum, seen, steps)?;
     Ok((mean, correct_sum.to_scalar::<u32>()? as f64 / seen as f64))
 }
 
