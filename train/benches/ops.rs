@@ -1,8 +1,8 @@
 //! Times one training step of the MNIST CNN at batch 32 (forward, backward, Adam) with the
 //! fast ops vs candle's stock ops. Plain `harness = false` timing loop: no extra dependencies.
 //!
-//! Run: `cargo bench -p train --bench ops [-- STEPS] [layers|stock|fast]...` (the words pick
-//! sections; default all).
+//! Run: `cargo bench -p train --bench ops [-- STEPS] [layers|conv1|conv2|stock|fast]...` (the
+//! words pick sections; default all; `conv1`/`conv2` time only the fused op of that layer).
 
 use std::time::Instant;
 
@@ -94,8 +94,8 @@ fn main() -> Result<()> {
     let labels: Vec<u32> = (0..BATCH).map(|_| rng.random_range(0..10)).collect();
     let y = Tensor::from_vec(labels, BATCH, &Device::Cpu)?;
     println!("threads: {}", rayon::current_num_threads());
-    if want("layers") {
-        layer_timings(steps)?;
+    if want("layers") || want("conv1") || want("conv2") {
+        layer_timings(steps, &want)?;
     }
     for fast in [false, true] {
         let name = if fast { "fast " } else { "stock" };
@@ -126,19 +126,25 @@ fn main() -> Result<()> {
 }
 
 /// Per-layer timings of the fused op: forward alone, and forward + backward of `sum(y * r)`.
-fn layer_timings(steps: usize) -> Result<()> {
+fn layer_timings(steps: usize, want: &dyn Fn(&str) -> bool) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
     for (name, xd, wd, x_var) in [
         ("conv1", [BATCH, 1, 28, 28], [32, 1, 5, 5], false),
         ("conv2", [BATCH, 32, 12, 12], [64, 32, 5, 5], true),
     ] {
         let x = rand_var(&mut rng, &xd, 1.0)?;
+        if !want("layers") && !want(name) {
+            continue;
+        }
         let x = if x_var { x.as_tensor().clone() } else { x.as_tensor().detach() };
         let w = rand_var(&mut rng, &wd, 0.1)?;
         let b = rand_var(&mut rng, &wd[..1], 0.1)?;
         let y = ops::conv2d_relu_maxpool2(&x, &w, &b)?;
         let r = Tensor::ones(y.shape(), y.dtype(), y.device())?;
         for fast in [false, true] {
+            if !fast && !want("layers") {
+                continue;
+            }
             let f = |x: &Tensor| -> Result<Tensor> {
                 Ok(if fast {
                     ops::conv2d_relu_maxpool2(x, &w, &b)?

@@ -42,3 +42,20 @@ pub fn col2im(g: &ConvGeom, col: &[f32], dx: &mut [f32]) {
         }
     }
 }
+
+/// Like [`col2im`] for a position-major column gradient `[B * P, CK]` (one row per output
+/// position), as produced by the sparse input gradient.
+pub fn col2im_rows(g: &ConvGeom, col: &[f32], dx: &mut [f32]) {
+    let b_imgs = dx.len() / g.img_len();
+    debug_assert_eq!(col.len(), b_imgs * g.p() * g.ck());
+    for (img, img_rows) in dx.chunks_exact_mut(g.img_len()).zip(col.chunks_exact(g.p() * g.ck())) {
+        for (p, row) in img_rows.chunks_exact(g.ck()).enumerate() {
+            let (oy, ox) = (p / g.ow, p % g.ow);
+            for (cky, src) in row.chunks_exact(g.k).enumerate() {
+                let (c, ky) = (cky / g.k, cky % g.k);
+                let d = &mut img[c * g.h * g.w + (oy + ky) * g.w + ox..][..g.k];
+                d.iter_mut().zip(src).for_each(|(d, s)| *d += s);
+            }
+        }
+    }
+}

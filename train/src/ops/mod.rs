@@ -13,6 +13,7 @@ mod fused;
 mod gemm;
 mod im2col;
 mod pool;
+mod scratch;
 #[cfg(test)]
 mod tests;
 

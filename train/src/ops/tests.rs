@@ -55,7 +55,10 @@ fn inputs(seed: u64, (n, c, h, wd): (usize, usize, usize, usize), co: usize, k: 
 
 /// The model's two convolutions and odd shapes: C_in 3, K 1/3/4, odd and non-square outputs,
 /// batches that are not a multiple of the chunk size.
-const SHAPES: &[((usize, usize, usize, usize), usize, usize)] = &[
+/// `(x dims, C_out, K)`.
+type Case = ((usize, usize, usize, usize), usize, usize);
+
+const SHAPES: &[Case] = &[
     ((32, 1, 28, 28), 32, 5),
     ((32, 32, 12, 12), 64, 5),
     ((5, 3, 9, 9), 4, 3),
