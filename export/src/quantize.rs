@@ -1,0 +1,257 @@
+//! Float model + activation ranges -> the int8 model that runtime-mobile runs (FORMAT.md).
+//!
+//! - Activations: asymmetric per tensor, `scale = (max - min) / 255`,
+//!   `zero_point = round(-128 - min / scale)`; ReLU outputs (min = 0) get zero point -128, so
+//!   the int8 clamp at -128 *is* the ReLU.
+//! - Weights: symmetric per output channel, `scale[c] = max|w[c]| / 127`, values in [-127, 127]
+//!   (not -128, so negating a weight never overflows, as TFLite does).
+//! - Bias: int32 in accumulator units, `round(b / (input_scale * weight_scale[c]))`.
+//! - Requantization: TFLite's `QuantizeMultiplier` of `input_scale * weight_scale[c] / output_scale`
+//!   into a Q0.31 multiplier and a right shift, in runtime-mobile's sign convention.
+//!
+//! All scales are rounded to f32 *first* and every integer is derived from those f32 values, so
+//! the ONNX files (which store f32 scales) describe the same quantization as the int8 file.
+
+use anyhow::{Context, Result, bail, ensure};
+use runtime_mobile::format::{SHIFT_MAX, SHIFT_MIN};
+use runtime_mobile::{Activation, LayerSpec, Op, Pool, Quant, Shape};
+use train::data::IMAGE_SIDE;
+use train::model::Cnn;
+
+use crate::calibrate::{CALIBRATED_LAYERS, RELU_AFTER, Range};
+
+/// Input quantization: pixels `p` in 0..=255 are the reals `p / 255`, so with this scale and
+/// zero point the int8 input is exactly `p - 128` (FORMAT.md).
+pub const INPUT_QUANT: Quant = Quant { scale: 1.0 / 255.0, zero_point: -128 };
+
+/// Quantization of an activation range (see the module docs).
+pub fn activation_quant(range: Range) -> Quant {
+    let (min, max) = (range.min.min(0.0) as f64, range.max.max(0.0) as f64);
+    if max - min <= 0.0 {
+        // Constant zero output: any scale represents it; 1 keeps the multipliers tame.
+        return Quant { scale: 1.0, zero_point: -128 };
+    }
+    let scale = ((max - min) / 255.0) as f32;
+    let zero_point = (-128.0 - min / scale as f64).round().clamp(-128.0, 127.0) as i32;
+    Quant { scale, zero_point }
+}
+
+/// TFLite's `QuantizeMultiplier`: `real ≈ m * 2^-31 * 2^-shift` with `m` in [2^30, 2^31).
+/// Returns `(m, shift)` in runtime-mobile's convention (positive shift = right shift).
+/// Multipliers too small for the shift range flush to `(0, 0)` (the output is the zero point),
+/// as TFLite does.
+pub fn quantize_multiplier(real: f64) -> Result<(i32, i32)> {
+    ensure!(real.is_finite() && real >= 0.0, "requantization multiplier {real} is not a finite non-negative number");
+    if real == 0.0 {
+        return Ok((0, 0));
+    }
+    // frexp: real = q * 2^exp, q in [0.5, 1).
+    let mut exp = real.log2().floor() as i32 + 1;
+    let mut q = real / 2f64.powi(exp);
+    while q >= 1.0 {
+        q /= 2.0;
+        exp += 1;
+    }
+    while q < 0.5 {
+        q *= 2.0;
+        exp -= 1;
+    }
+    let mut m = (q * (1u64 << 31) as f64).round() as i64;
+    if m == 1 << 31 {
+        m /= 2;
+        exp += 1;
+    }
+    let shift = -exp;
+    if shift > SHIFT_MAX {
+        return Ok((0, 0));
+    }
+    ensure!(shift >= SHIFT_MIN, "requantization multiplier {real} is too large for a left shift of at most {}", -SHIFT_MIN);
+    Ok((m as i32, shift))
+}
+
+/// The integer parameters of one conv2d/dense layer, plus the float scales the ONNX writer needs.
+#[derive(Debug, Clone)]
+pub struct LayerParams {
+    /// PyTorch layout: conv `[out, in, kh, kw]`, dense `[out, in]`.
+    pub weight: Vec<i8>,
+    pub weight_shape: Vec<usize>,
+    pub weight_scales: Vec<f32>,
+    pub bias: Vec<i32>,
+    pub multiplier: Vec<i32>,
+    pub shift: Vec<i32>,
+    /// Quantization of this layer's input (the previous conv2d/dense output, or the image).
+    pub input: Quant,
+    pub output: Quant,
+}
+
+/// Quantizes one layer's float weights `[out, ...]` and bias `[out]`.
+pub fn quantize_layer(name: &str, w: &[f32], w_shape: &[usize], b: &[f32], input: Quant, output: Quant) -> Result<LayerParams> {
+    let out = w_shape.first().copied().unwrap_or(0);
+    ensure!(out > 0 && b.len() == out && w.len().is_multiple_of(out), "{name}: weight {w_shape:?} and bias [{}] disagree", b.len());
+    let per = w.len() / out;
+    let mut p = LayerParams {
+        weight: Vec::with_capacity(w.len()),
+        weight_shape: w_shape.to_vec(),
+        weight_scales: Vec::with_capacity(out),
+        bias: Vec::with_capacity(out),
+        multiplier: Vec::with_capacity(out),
+        shift: Vec::with_capacity(out),
+        input,
+        output,
+    };
+    for c in 0..out {
+        let row = &w[c * per..(c + 1) * per];
+        let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
+        // An all-zero channel: any scale gives zero weights; 1 keeps bias and multiplier finite.
+        let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
+        p.weight.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+        p.weight_scales.push(scale);
+        let acc_scale = input.scale as f64 * scale as f64;
+        let bias = (b[c] as f64 / acc_scale).round();
+        if bias.abs() > i32::MAX as f64 {
+            bail!("{name}: bias of channel {c} ({}) does not fit int32 at scale {acc_scale:e}", b[c]);
+        }
+        p.bias.push(bias as i32);
+        let (m, s) = quantize_multiplier(acc_scale / output.scale as f64).with_context(|| format!("{name}, channel {c}"))?;
+        p.multiplier.push(m);
+        p.shift.push(s);
+    }
+    Ok(p)
+}
+
+/// A layer of the int8 model: its description and, for conv2d/dense, its parameters.
+#[derive(Debug, Clone)]
+pub struct QuantizedLayer {
+    pub spec: LayerSpec,
+    pub params: Option<LayerParams>,
+}
+
+/// The int8 model, as runtime-mobile will see it.
+#[derive(Debug, Clone)]
+pub struct QuantizedModel {
+    pub input_shape: Shape,
+    pub input: Quant,
+    pub layers: Vec<QuantizedLayer>,
+    /// From runtime-mobile's own planner.
+    pub arena_bytes: usize,
+    /// The calibrated ranges the output quantizations came from, one per [`CALIBRATED_LAYERS`].
+    pub ranges: [Range; 4],
+}
+
+impl QuantizedModel {
+    pub fn specs(&self) -> Vec<LayerSpec> {
+        self.layers.iter().map(|l| l.spec).collect()
+    }
+
+    /// The quantization of the scores (the last conv2d/dense output).
+    pub fn output_quant(&self) -> Quant {
+        self.layers.iter().rev().find_map(|l| l.params.as_ref().map(|p| p.output)).unwrap_or(self.input)
+    }
+}
+
+const POOL_2X2: Pool = Pool { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
+
+/// Quantizes the seed CNN: conv2d+relu, max_pool2d, conv2d+relu, max_pool2d, flatten,
+/// dense+relu, dense. Shapes come from the tensors; runtime-mobile's planner validates the chain.
+pub fn quantize(model: &Cnn, ranges: [Range; 4]) -> Result<QuantizedModel> {
+    let named: Vec<(&str, Vec<usize>, Vec<f32>)> = model
+        .named_tensors()
+        .map(|(n, t)| Ok((n, t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?)))
+        .collect::<Result<_>>()?;
+    let outputs = ranges.map(activation_quant);
+    let act = |i: usize| if RELU_AFTER[i] { Activation::Relu } else { Activation::None };
+
+    let input_shape = Shape::Chw(1, IMAGE_SIDE, IMAGE_SIDE);
+    let mut layers = Vec::new();
+    let mut shape = input_shape;
+    let mut input = INPUT_QUANT;
+    for (i, layer) in CALIBRATED_LAYERS.iter().enumerate() {
+        let (_, w_shape, w) = &named[2 * i];
+        let (_, _, b) = &named[2 * i + 1];
+        let output = outputs[i];
+        let params = quantize_layer(layer, w, w_shape, b, input, output)?;
+        match (w_shape.as_slice(), shape) {
+            (&[out_c, in_c, kh, kw], Shape::Chw(_, h, w)) => {
+                let (oh, ow) = (h + 1 - kh, w + 1 - kw);
+                let op = Op::Conv2d {
+                    in_channels: in_c,
+                    out_channels: out_c,
+                    kernel: [kh, kw],
+                    stride: [1, 1],
+                    padding: [0, 0],
+                    activation: act(i),
+                    output,
+                };
+                layers.push(QuantizedLayer { spec: LayerSpec { op, output_shape: Shape::Chw(out_c, oh, ow) }, params: Some(params) });
+                shape = Shape::Chw(out_c, oh / 2, ow / 2);
+                layers.push(QuantizedLayer { spec: LayerSpec { op: Op::MaxPool2d(POOL_2X2), output_shape: shape }, params: None });
+            }
+            (&[out_f, in_f], _) => {
+                if let Shape::Chw(..) = shape {
+                    shape = Shape::Flat(shape.len().context("shape overflow")?);
+                    layers.push(QuantizedLayer { spec: LayerSpec { op: Op::Flatten, output_shape: shape }, params: None });
+                }
+                let op = Op::Dense { in_features: in_f, out_features: out_f, activation: act(i), output };
+                shape = Shape::Flat(out_f);
+                layers.push(QuantizedLayer { spec: LayerSpec { op, output_shape: shape }, params: Some(params) });
+            }
+            (s, _) => bail!("{layer}: weight shape {s:?} is neither a conv nor a dense weight"),
+        }
+        input = output;
+    }
+    let specs: Vec<LayerSpec> = layers.iter().map(|l| l.spec).collect();
+    let arena_bytes = runtime_mobile::plan::arena_bytes(input_shape, &specs)
+        .map_err(|e| anyhow::anyhow!("runtime-mobile cannot run this model: {e}"))?;
+    Ok(QuantizedModel { input_shape, input: INPUT_QUANT, layers, arena_bytes, ranges })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The real multiplier `m * 2^-31 * 2^-shift` the runtime applies.
+    fn applied(m: i32, shift: i32) -> f64 {
+        m as f64 / 2f64.powi(31) / 2f64.powi(shift)
+    }
+
+    #[test]
+    fn multipliers_are_normalised_and_accurate() {
+        for real in [1e-9, 3.7e-4, 0.0123, 0.5, 0.75, 0.999_999_999_9, 1.0, 1.5, 300.0] {
+            let (m, s) = quantize_multiplier(real).unwrap();
+            assert!((1 << 30..=i32::MAX).contains(&m), "{real}: m = {m}");
+            assert!((SHIFT_MIN..=SHIFT_MAX).contains(&s));
+            assert!((applied(m, s) - real).abs() <= real * 2f64.powi(-30), "{real}: {}", applied(m, s));
+        }
+        assert_eq!(quantize_multiplier(0.0).unwrap(), (0, 0));
+        // Below 2^-32 the shift would exceed 31: flushed to zero, like TFLite.
+        assert_eq!(quantize_multiplier(1e-12).unwrap(), (0, 0));
+        assert!(quantize_multiplier(1e12).is_err());
+        assert!(quantize_multiplier(f64::NAN).is_err());
+    }
+
+    #[test]
+    fn activation_ranges_map_to_int8() {
+        let q = activation_quant(Range { min: 0.0, max: 2.55 });
+        assert_eq!(q.zero_point, -128);
+        assert!((q.scale - 0.01).abs() < 1e-7);
+        // An asymmetric range maps min to -128 and max to 127.
+        let q = activation_quant(Range { min: -1.0, max: 3.0 });
+        assert_eq!(q.zero_point, (-128.0f64 + 1.0 / q.scale as f64).round() as i32);
+        assert!(((127 - q.zero_point) as f32 * q.scale - 3.0).abs() < 0.02);
+        assert_eq!(activation_quant(Range { min: 0.0, max: 0.0 }), Quant { scale: 1.0, zero_point: -128 });
+    }
+
+    #[test]
+    fn layers_quantize_symmetrically_per_channel() {
+        let w = [0.4, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.2];
+        let out = Quant { scale: 0.05, zero_point: -128 };
+        let p = quantize_layer("t", &w, &[4, 2], &[0.1, 0.0, 0.0, -0.2], INPUT_QUANT, out).unwrap();
+        assert_eq!(p.weight, [51, -127, 127, 0, 0, 0, 127, 76]);
+        assert_eq!(p.weight_scales, [1.0f32 / 127.0, 0.25 / 127.0, 1.0, 2.0 / 127.0]);
+        let acc_scale = INPUT_QUANT.scale as f64 * p.weight_scales[0] as f64;
+        assert_eq!(p.bias[0], (0.1 / acc_scale).round() as i32);
+        assert!(p.bias[3] < 0);
+        let err = quantize_layer("big", &[1e-12], &[1, 1], &[1e6], INPUT_QUANT, out).unwrap_err();
+        assert!(err.to_string().contains("big: bias of channel 0"), "{err}");
+    }
+}
