@@ -56,13 +56,14 @@ impl CustomOp3 for ConvReluPool {
                 for (co, pooled) in img.chunks_exact_mut((ph * pw).max(1)).enumerate() {
                     let y = &yt[co * bp + b * p..][..p];
                     let bias = bias[co];
-                    for py in 0..ph {
-                        for px in 0..pw {
-                            let o = 2 * py * g.ow + 2 * px;
-                            let win = [y[o], y[o + 1], y[o + g.ow], y[o + g.ow + 1]].map(|v| v + bias);
-                            let (m, i) = argmax4(win);
+                    // Row pairs as pre-cut slices: the window reads need no bounds checks.
+                    for (py, out_row) in pooled.chunks_exact_mut(pw.max(1)).take(ph).enumerate() {
+                        let top = &y[2 * py * g.ow..][..2 * pw];
+                        let bot = &y[(2 * py + 1) * g.ow..][..2 * pw];
+                        for ((o, t), b) in out_row.iter_mut().zip(top.chunks_exact(2)).zip(bot.chunks_exact(2)) {
+                            let (m, i) = argmax4([t[0] + bias, t[1] + bias, b[0] + bias, b[1] + bias]);
                             let pass = m > 0.0;
-                            pooled[py * pw + px] = if pass { m } else { 0.0 };
+                            *o = if pass { m } else { 0.0 };
                             argmax.push(if pass { i } else { NO_GRAD });
                         }
                     }
