@@ -13,7 +13,8 @@
 //! let _label = model.label(p.class);
 //! # Ok(()) }
 //! ```
-#![cfg_attr(not(test), no_std)]
+// `std` (optional) only adds runtime CPU feature detection for the kernel choice.
+#![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod bytes;
@@ -24,6 +25,7 @@ mod json;
 pub mod kernels;
 pub mod model;
 pub mod plan;
+pub mod preprocess;
 pub mod requant;
 mod safetensors;
 

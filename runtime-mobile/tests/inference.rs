@@ -3,7 +3,7 @@
 mod common;
 
 use common::{random_desc, reference, Rng, MNIST, T};
-use runtime_mobile::kernels::scalar;
+use runtime_mobile::kernels;
 use runtime_mobile::{Model, Shape};
 
 /// Parses `desc`'s file and checks `runs` random inputs against the reference, bit for bit.
@@ -21,8 +21,11 @@ fn check(desc: &common::Desc, rng: &mut Rng, runs: usize) {
         let best = *want.iter().max().unwrap();
         assert_eq!(got.class, want.iter().position(|&v| v == best).unwrap());
         assert_eq!(got.score, best);
-        let scalar = model.run_with(&scalar::KERNELS, &input, &mut arena[..]).unwrap();
-        assert_eq!(scalar.scores, &want[..]);
+        // Every kernel table this CPU supports (scalar, SIMD), with an unaligned arena.
+        for k in kernels::available().into_iter().flatten() {
+            let p = model.run_with(k, &input, &mut arena[1..]).unwrap();
+            assert_eq!(p.scores, &want[..], "kernels {}: {desc:?}", k.name);
+        }
     }
 }
 
@@ -78,6 +81,18 @@ fn archs() -> Vec<(Shape, Vec<T>)> {
                 Relu,
                 Dense { out: 3, relu: false },
                 Softmax,
+            ],
+        ),
+        (
+            // Kernel rows wider than 8 (the im2col fast path's long-run copy), K = 40 (a SIMD
+            // tail), overlapping padded max pool, then dense layers wider than a vector.
+            Shape::Chw(2, 7, 14),
+            vec![
+                Conv { out: 9, k: [2, 10], s: [1, 2], p: [1, 0], relu: true },
+                MaxPool { k: [2, 2], s: [1, 1], p: [1, 1] },
+                Flatten,
+                Dense { out: 17, relu: false },
+                Dense { out: 5, relu: false },
             ],
         ),
         (Shape::Chw(1, 28, 28), MNIST.to_vec()),

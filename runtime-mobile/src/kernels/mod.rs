@@ -1,25 +1,172 @@
 //! Compute kernels, separated from graph/planning code (the tract-linalg split): the engine only
-//! calls through a [`Kernels`] table, so SIMD implementations (AVX2, NEON, Cortex-M DSP) slot in
-//! as new tables that must be bit-exact with [`scalar::KERNELS`]. Integer arithmetic makes
-//! "bit-exact" achievable: wrapping i32 sums are order-independent.
+//! calls through a [`Kernels`] table, so SIMD implementations slot in as new tables that must be
+//! bit-exact with [`scalar::KERNELS`]. Integer arithmetic makes "bit-exact" achievable: wrapping
+//! i32 sums are order-independent, and every SIMD product/partial sum used is exact.
+//!
+//! # Choosing a table soundly without `std`
+//!
+//! SIMD tables run `#[target_feature]` code, which is undefined behaviour on a CPU lacking the
+//! feature. Their statics are private; a table is only handed out where the feature is known:
+//! - at compile time, by `cfg(target_feature = ...)`: [`best`] without the `std` feature (NEON is
+//!   baseline on aarch64; AVX2 needs `-C target-feature=+avx2` or a `target-cpu` that has it);
+//! - at run time with the `std` feature: [`detect`] / [`available`] use
+//!   `is_x86_feature_detected!` / `is_aarch64_feature_detected!`, and [`best`] becomes [`detect`];
+//! - or by the caller's promise: the `unsafe fn`s of [`x86`] / [`neon`] (e.g. firmware that knows
+//!   its CPU).
 
 pub mod scalar;
 
+#[cfg(all(target_arch = "x86_64", target_endian = "little"))]
+pub mod x86;
+
+#[cfg(all(
+    target_arch = "aarch64",
+    target_endian = "little",
+    target_feature = "neon"
+))]
+pub mod neon;
+
 /// A set of kernel implementations.
+#[derive(Debug)]
 pub struct Kernels {
-    /// Human-readable name ("scalar", later "avx2", "neon"...).
+    /// Human-readable name ("scalar", "avx2", "neon", "neon-dotprod").
     pub name: &'static str,
     /// Matrix-vector product: for each `r < out.len()`,
     /// `out[r] = sum_k w[r * x.len() + k] * x[k]` in wrapping i32 arithmetic.
-    /// Callers guarantee `w.len() == out.len() * x.len()` and `x.len() > 0`.
-    /// Conv uses it with one im2col patch as `x` and all output channels' weights as `w`.
+    /// Callers guarantee `w.len() == out.len() * x.len()` (implementations must stay memory-safe
+    /// if they don't; results are then unspecified). Conv uses it with one im2col patch as `x`
+    /// and all output channels' weights as `w`, so SIMD versions block several rows (output
+    /// channels) per pass to reuse each loaded piece of `x`.
     pub matvec_i8: fn(w: &[i8], x: &[i8], out: &mut [i32]),
     /// Row sums: `out[r] = sum_k w[r * k_len + k]` (wrapping), used to fold the input zero point.
     pub row_sums_i8: fn(w: &[i8], k_len: usize, out: &mut [i32]),
+    /// Requantizes in place: `acc[o] = requantize(acc[o], M[o], shift[o], zp_out, lo)` (see
+    /// [`crate::requant::requantize`]; the result is an int8 value held in an i32) for every
+    /// `o < acc.len()`. Callers guarantee `q.multiplier` and `q.shift` hold at least
+    /// `acc.len()` i32s and the ranges [`Requant`] documents (as parsing validates);
+    /// implementations must stay memory-safe otherwise.
+    pub requantize_i32: fn(acc: &mut [i32], q: &Requant<'_>),
 }
 
-/// The kernels to use on this build. Today always the scalar reference; SIMD tables will be
-/// chosen here by `cfg(target_feature)` (no_std has no runtime feature detection).
-pub fn best() -> &'static Kernels {
+/// One layer's requantization parameters.
+#[derive(Debug, Clone, Copy)]
+pub struct Requant<'a> {
+    /// Little-endian i32 `M` per output channel, each in [0, 2^31 - 1] (file bytes, unaligned).
+    pub multiplier: &'a [u8],
+    /// Little-endian i32 shift per output channel, each in [-31, 31].
+    pub shift: &'a [u8],
+    /// Output zero point, in [-128, 127].
+    pub zp_out: i32,
+    /// Lower clamp: `zp_out` with relu, else -128.
+    pub lo: i32,
+}
+
+/// The fastest table this build may use without runtime checks (compile-time target features).
+/// Always sound: a SIMD table is only returned when the target guarantees its features.
+pub fn compile_time_best() -> &'static Kernels {
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_endian = "little",
+        target_feature = "avx2"
+    ))]
+    {
+        return x86::avx2();
+    }
+    #[cfg(all(
+        target_arch = "aarch64",
+        target_endian = "little",
+        target_feature = "neon",
+        target_feature = "dotprod"
+    ))]
+    {
+        return neon::neon_dotprod();
+    }
+    #[cfg(all(
+        target_arch = "aarch64",
+        target_endian = "little",
+        target_feature = "neon",
+        not(target_feature = "dotprod")
+    ))]
+    {
+        return neon::neon();
+    }
+    #[allow(unreachable_code)]
     &scalar::KERNELS
+}
+
+/// The kernels [`crate::Model::run`] uses: [`detect`] with the `std` feature, else
+/// [`compile_time_best`].
+pub fn best() -> &'static Kernels {
+    #[cfg(feature = "std")]
+    {
+        detect()
+    }
+    #[cfg(not(feature = "std"))]
+    {
+        compile_time_best()
+    }
+}
+
+/// The fastest table the running CPU supports (runtime detection; std caches the CPUID/HWCAP
+/// query, so this is cheap to call per inference).
+#[cfg(feature = "std")]
+pub fn detect() -> &'static Kernels {
+    let mut best = &scalar::KERNELS;
+    for k in available().into_iter().flatten() {
+        best = k; // `available` lists tables slowest first
+    }
+    best
+}
+
+/// Every table usable on the running CPU, slowest (scalar) first; `None` slots are tables this
+/// CPU or target lacks. Tests run each one against the scalar reference.
+#[cfg(feature = "std")]
+pub fn available() -> [Option<&'static Kernels>; 3] {
+    #[allow(unused_mut)]
+    let mut out: [Option<&'static Kernels>; 3] = [Some(&scalar::KERNELS), None, None];
+    #[cfg(all(target_arch = "x86_64", target_endian = "little"))]
+    {
+        out[1] = x86::detect_avx2();
+    }
+    #[cfg(all(
+        target_arch = "aarch64",
+        target_endian = "little",
+        target_feature = "neon"
+    ))]
+    {
+        out[1] = Some(neon::neon());
+        out[2] = neon::detect_dotprod();
+    }
+    out
+}
+
+/// `TAIL_MASK[rem..rem + 16]` keeps the last `rem` of 16 bytes and zeroes the rest. SIMD kernels
+/// handle a `k % 16 = rem` tail by re-reading the last 16 bytes of `x` and of each row (always in
+/// bounds when `k >= 16`) with the already-counted first `16 - rem` bytes of `x` zeroed.
+#[allow(dead_code)] // unused on targets with no SIMD table
+static TAIL_MASK: [i8; 32] = {
+    let mut m = [0i8; 32];
+    let mut i = 16;
+    while i < 32 {
+        m[i] = -1;
+        i += 1;
+    }
+    m
+};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn compile_time_choice_follows_target_features() {
+        let want = if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
+            "avx2"
+        } else if cfg!(all(target_arch = "aarch64", target_feature = "dotprod")) {
+            "neon-dotprod"
+        } else if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
+            "neon"
+        } else {
+            "scalar"
+        };
+        assert_eq!(super::compile_time_best().name, want);
+    }
 }

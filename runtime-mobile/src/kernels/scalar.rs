@@ -1,9 +1,15 @@
 //! Plain scalar reference kernels: the definition every SIMD kernel is tested against.
 
-use super::Kernels;
+use super::{Kernels, Requant};
+use crate::bytes::le_i32;
+use crate::requant::requantize;
 
-pub static KERNELS: Kernels =
-    Kernels { name: "scalar", matvec_i8, row_sums_i8 };
+pub static KERNELS: Kernels = Kernels {
+    name: "scalar",
+    matvec_i8,
+    row_sums_i8,
+    requantize_i32,
+};
 
 /// See [`Kernels::matvec_i8`]. Iterators (`chunks_exact`/`zip`) keep it panic-free even if a
 /// caller broke the length contract.
@@ -29,6 +35,19 @@ pub fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
     }
     for (o, row) in out.iter_mut().zip(w.chunks_exact(k_len)) {
         *o = row.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+    }
+}
+
+/// See [`Kernels::requantize_i32`].
+pub fn requantize_i32(acc: &mut [i32], q: &Requant<'_>) {
+    for (o, a) in acc.iter_mut().enumerate() {
+        *a = requantize(
+            *a,
+            le_i32(q.multiplier, o),
+            le_i32(q.shift, o),
+            q.zp_out,
+            q.lo,
+        ) as i32;
     }
 }
 

@@ -1,0 +1,48 @@
+//! Single-image latency on an MNIST-shaped model (random weights from the test fixture builder;
+//! the arithmetic cost does not depend on the values), one benchmark per kernel table the host
+//! supports: `cargo bench -p runtime-mobile --bench latency`. When the exporter's output
+//! `artifacts/mnist/model.int8.safetensors` exists (it is not committed), it is timed too.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+
+use common::{MNIST, Rng, random_desc};
+use criterion::{Criterion, criterion_group, criterion_main};
+use runtime_mobile::kernels;
+use runtime_mobile::{Model, Shape};
+
+fn bench_model(c: &mut Criterion, group: &str, file: &[u8], rng: &mut Rng) {
+    let model = Model::parse(file).unwrap();
+    let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut group = c.benchmark_group(group);
+    for k in kernels::available().into_iter().flatten() {
+        group.bench_function(k.name, |b| {
+            b.iter(|| {
+                model
+                    .run_with(k, black_box(&input), &mut arena)
+                    .unwrap()
+                    .class
+            })
+        });
+    }
+    group.finish();
+}
+
+fn latency(c: &mut Criterion) {
+    let mut rng = Rng(42);
+    let file = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false).build();
+    bench_model(c, "mnist_single_image", &file, &mut rng);
+    let exported = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../artifacts/mnist/model.int8.safetensors"
+    );
+    if let Ok(file) = std::fs::read(exported) {
+        bench_model(c, "mnist_exported_single_image", &file, &mut rng);
+    }
+}
+
+criterion_group!(benches, latency);
+criterion_main!(benches);

@@ -1,0 +1,53 @@
+//! Runs single-image inference, for instruction counting and for proving which kernel table a
+//! build/CPU uses (CI prints its first line).
+//!
+//! `infer_once [--kernels scalar|best] [--runs N] [MODEL.safetensors]`: without a model file it
+//! builds an MNIST-shaped model with random weights (the test fixture builder); the arithmetic
+//! cost does not depend on the weight values. Count instructions per inference with
+//! `valgrind --tool=callgrind --toggle-collect='*Model*run_with*' target/release/examples/infer_once`.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::hint::black_box;
+
+use common::{MNIST, Rng, random_desc};
+use runtime_mobile::kernels::{self, scalar};
+use runtime_mobile::{Model, Shape};
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let (mut table, mut runs, mut path) = (kernels::best(), 1usize, None);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--kernels" => match args.next().as_deref() {
+                Some("scalar") => table = &scalar::KERNELS,
+                Some("best") => table = kernels::best(),
+                other => panic!("--kernels scalar|best, got {other:?}"),
+            },
+            "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
+            _ => path = Some(a),
+        }
+    }
+    let mut rng = Rng(42);
+    let file = match &path {
+        Some(p) => std::fs::read(p).unwrap_or_else(|e| panic!("{p}: {e}")),
+        None => random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false).build(),
+    };
+    let model = Model::parse(&file).expect("model");
+    println!(
+        "kernels: {} (detected: {})",
+        table.name,
+        kernels::detect().name
+    );
+    let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut class = 0;
+    for _ in 0..runs {
+        class = model
+            .run_with(table, black_box(&input), &mut arena)
+            .expect("run")
+            .class;
+    }
+    println!("class {class} after {runs} run(s)");
+}

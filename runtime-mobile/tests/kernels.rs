@@ -1,0 +1,276 @@
+//! Every kernel table the host CPU supports against the scalar reference, and the scalar
+//! reference against a wide-integer definition. Random data over many lengths (below, at and
+//! past multiples of the 16-byte vector width) and the extreme values -128/127.
+
+mod common;
+
+use common::{Rng, ref_requant};
+use runtime_mobile::kernels::{self, Kernels, Requant, scalar};
+
+/// The definition with i64 sums, reduced mod 2^32 at the end (what wrapping i32 means).
+fn naive_matvec(w: &[i8], x: &[i8], rows: usize) -> Vec<i32> {
+    (0..rows)
+        .map(|r| {
+            let s: i64 = (0..x.len())
+                .map(|k| w[r * x.len() + k] as i64 * x[k] as i64)
+                .sum();
+            s as i32
+        })
+        .collect()
+}
+
+fn tables() -> Vec<&'static Kernels> {
+    let t: Vec<_> = kernels::available().into_iter().flatten().collect();
+    eprintln!(
+        "kernel tables on this CPU: {:?}",
+        t.iter().map(|k| k.name).collect::<Vec<_>>()
+    );
+    t
+}
+
+/// Fills with one of several value patterns, including all-extreme ones.
+fn fill(rng: &mut Rng, n: usize, pattern: u64) -> Vec<i8> {
+    (0..n)
+        .map(|_| match pattern {
+            0 => rng.i8(),
+            1 => -128,
+            2 => 127,
+            3 => {
+                if rng.next().is_multiple_of(2) {
+                    -128
+                } else {
+                    127
+                }
+            }
+            _ => [-128, -127, -1, 0, 1, 126, 127][(rng.next() % 7) as usize],
+        })
+        .collect()
+}
+
+const LENS: &[usize] = &[
+    1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129,
+    255, 256, 257, 800, 1023, 1024, 1025,
+];
+const ROWS: &[usize] = &[1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 15, 16, 17, 32, 33, 64];
+
+#[test]
+fn matvec_matches_scalar() {
+    let tables = tables();
+    let mut rng = Rng(0x1234_5678_9ABC_DEF1);
+    for &k in LENS {
+        for &rows in ROWS {
+            for pattern in 0..5 {
+                let w = fill(&mut rng, rows * k, pattern);
+                let xp = (pattern + rng.next() % 2) % 5;
+                let x = fill(&mut rng, k, xp);
+                let want = naive_matvec(&w, &x, rows);
+                for t in &tables {
+                    // Sentinel: every output must be written.
+                    let mut out = vec![0x5A5A_5A5A; rows];
+                    (t.matvec_i8)(&w, &x, &mut out);
+                    assert_eq!(out, want, "{} k={k} rows={rows} pattern={pattern}", t.name);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn matvec_on_unaligned_slices() {
+    // Weights and patches sit at any byte offset (file data, arena scratch).
+    let tables = tables();
+    let mut rng = Rng(99);
+    let (k, rows) = (41, 11);
+    let wbuf = fill(&mut rng, rows * k + 16, 0);
+    let xbuf = fill(&mut rng, k + 16, 0);
+    for off in 0..16 {
+        let (w, x) = (&wbuf[off..off + rows * k], &xbuf[off..off + k]);
+        let want = naive_matvec(w, x, rows);
+        for t in &tables {
+            let mut out = vec![0; rows + 1];
+            (t.matvec_i8)(w, x, &mut out[1..]);
+            assert_eq!(out[1..], want[..], "{} offset {off}", t.name);
+        }
+    }
+}
+
+#[test]
+fn matvec_wraps_like_the_reference() {
+    // Over 2^17 products of (-128)(-128) = 2^14: the i32 sum wraps, identically in every table.
+    let k = (1 << 17) + 35;
+    let w = vec![-128i8; 2 * k];
+    let mut x = vec![-128i8; k];
+    x[5] = 127;
+    let want = naive_matvec(&w, &x, 2);
+    assert!(want[0] < 0, "the test should wrap");
+    for t in tables() {
+        let mut out = [0; 2];
+        (t.matvec_i8)(&w, &x, &mut out);
+        assert_eq!(out[..], want[..], "{}", t.name);
+    }
+}
+
+#[test]
+fn row_sums_match_scalar() {
+    let tables = tables();
+    let mut rng = Rng(5);
+    for &k in LENS {
+        for &rows in ROWS {
+            let p = rng.next() % 5;
+            let w = fill(&mut rng, rows * k, p);
+            let want: Vec<i32> = (0..rows)
+                .map(|r| w[r * k..(r + 1) * k].iter().map(|&v| v as i32).sum())
+                .collect();
+            for t in &tables {
+                let mut out = vec![0x5A5A_5A5A; rows];
+                (t.row_sums_i8)(&w, k, &mut out);
+                assert_eq!(out, want, "{} k={k} rows={rows}", t.name);
+            }
+        }
+    }
+}
+
+/// Accumulators that stress every step: extremes, values that saturate the left shift, ties.
+fn acc_value(rng: &mut Rng) -> i32 {
+    match rng.next() % 6 {
+        0 => [i32::MIN, i32::MIN + 1, -1, 0, 1, i32::MAX - 1, i32::MAX][(rng.next() % 7) as usize],
+        1 => rng.next() as i32,
+        2 => rng.range(-(1 << 20), 1 << 20) as i32,
+        3 => (rng.range(-64, 64) as i32) << rng.range(0, 24),
+        _ => rng.range(-40000, 40000) as i32,
+    }
+}
+
+#[test]
+fn requantize_matches_reference() {
+    let tables = tables();
+    let mut rng = Rng(77);
+    for n in (0..=20).chain([31, 32, 33, 64, 100]) {
+        for round in 0..40 {
+            let acc: Vec<i32> = (0..n).map(|_| acc_value(&mut rng)).collect();
+            let m: Vec<i32> = (0..n)
+                .map(|_| match rng.next() % 4 {
+                    0 => [0, 1, 1 << 30, i32::MAX][(rng.next() % 4) as usize],
+                    _ => rng.range(1 << 30, i32::MAX as i64) as i32,
+                })
+                .collect();
+            let sh: Vec<i32> = (0..n)
+                .map(|_| match rng.next() % 3 {
+                    0 => rng.range(-31, 31) as i32,
+                    1 => rng.range(-3, 0) as i32,
+                    _ => rng.range(0, 12) as i32,
+                })
+                .collect();
+            let zp = if round % 5 == 0 {
+                [-128, 127][round % 2]
+            } else {
+                rng.range(-128, 127) as i32
+            };
+            let relu = round % 2 == 1;
+            // Odd byte offset: file tensors are unaligned.
+            let le = |v: &[i32]| {
+                let mut b = vec![0u8];
+                b.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+                b
+            };
+            let (mb, sb) = (le(&m), le(&sh));
+            let q = Requant {
+                multiplier: &mb[1..],
+                shift: &sb[1..],
+                zp_out: zp,
+                lo: if relu { zp } else { -128 },
+            };
+            let want: Vec<i32> = (0..n)
+                .map(|o| ref_requant(acc[o], m[o], sh[o], zp, relu) as i32)
+                .collect();
+            for t in &tables {
+                let mut got = acc.clone();
+                (t.requantize_i32)(&mut got, &q);
+                assert_eq!(got, want, "{} n={n} round={round}", t.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn requantize_is_monotonic() {
+    // The engine max-pools accumulators before requantizing, which is exact only because
+    // requantization never decreases as the accumulator grows. Check that on sorted inputs.
+    let mut rng = Rng(123);
+    for _ in 0..2000 {
+        let m = rng.range(0, i32::MAX as i64) as i32;
+        let sh = rng.range(-31, 31) as i32;
+        let zp = rng.range(-128, 127) as i32;
+        let mut accs: Vec<i32> = (0..16).map(|_| acc_value(&mut rng)).collect();
+        accs.sort();
+        let q: Vec<i8> = accs
+            .iter()
+            .map(|&a| ref_requant(a, m, sh, zp, false))
+            .collect();
+        assert!(
+            q.windows(2).all(|p| p[0] <= p[1]),
+            "m={m} shift={sh} {accs:?} -> {q:?}"
+        );
+    }
+}
+
+#[test]
+fn broken_contracts_do_not_fault() {
+    // Lengths that violate the documented contract: results are unspecified, but no table may
+    // read out of bounds or panic (the SIMD ones fall back to the iterator-based reference).
+    let w = [1i8; 37];
+    let x = [2i8; 16];
+    for t in tables() {
+        let mut out = [0i32; 3];
+        (t.matvec_i8)(&w, &x, &mut out);
+        (t.matvec_i8)(&w, &[], &mut out);
+        (t.matvec_i8)(&w[..5], &x, &mut out);
+        (t.row_sums_i8)(&w, 0, &mut out);
+        (t.row_sums_i8)(&w, 16, &mut out);
+        let mut acc = [1i32; 9];
+        let short = Requant {
+            multiplier: &[0; 7],
+            shift: &[1; 3],
+            zp_out: 300,
+            lo: -1000,
+        };
+        (t.requantize_i32)(&mut acc, &short);
+    }
+}
+
+#[test]
+fn selection_is_consistent() {
+    let avail: Vec<_> = kernels::available()
+        .into_iter()
+        .flatten()
+        .map(|k| k.name)
+        .collect();
+    assert_eq!(avail[0], "scalar");
+    let detected = kernels::detect().name;
+    assert_eq!(detected, *avail.last().unwrap());
+    // With the `std` feature (on for tests), `best` is the detected table.
+    assert_eq!(kernels::best().name, detected);
+    // The compile-time choice must itself be available on this CPU.
+    assert!(avail.contains(&kernels::compile_time_best().name));
+    #[cfg(target_arch = "x86_64")]
+    assert_eq!(
+        avail.contains(&"avx2"),
+        std::is_x86_feature_detected!("avx2")
+    );
+    #[cfg(target_arch = "aarch64")]
+    {
+        assert!(avail.contains(&"neon"));
+        let dot = std::arch::is_aarch64_feature_detected!("dotprod");
+        assert_eq!(avail.contains(&"neon-dotprod"), dot);
+    }
+    eprintln!("kernel table selected: {detected}");
+}
+
+#[test]
+fn scalar_reference_small_case() {
+    let w = [1i8, 2, 3, -1, -2, -3];
+    let x = [10i8, -10, 127];
+    let mut out = [0i32; 2];
+    scalar::matvec_i8(&w, &x, &mut out);
+    assert_eq!(out, [10 - 20 + 381, -10 + 20 - 381]);
+}
