@@ -326,16 +326,15 @@ impl<'a> Parser<'a> {
     }
 
     pub(crate) fn u64(&mut self) -> Result<u64, JErr> {
-        let at = self.pos;
-        let mut buf = [0u8; 48];
-        let (s, is_int) = self.number(&mut buf)?;
-        if !is_int {
-            return Err(err(K::BadNumber, at));
-        }
-        s.parse().map_err(|_| err(K::BadNumber, at))
+        self.integer()
     }
 
     pub(crate) fn i64(&mut self) -> Result<i64, JErr> {
+        self.integer()
+    }
+
+    /// An integer literal (no fraction or exponent) that fits `T`.
+    fn integer<T: core::str::FromStr>(&mut self) -> Result<T, JErr> {
         let at = self.pos;
         let mut buf = [0u8; 48];
         let (s, is_int) = self.number(&mut buf)?;
