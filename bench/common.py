@@ -50,7 +50,7 @@ def load_dataset(root: str, dataset: str, limit):
     return (*load_split(folder, "train", limit), *load_split(folder, "t10k"))
 
 
-def parse_args(framework: str) -> argparse.Namespace:
+def parse_args(framework: str, devices=("cpu",)) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=f"Train the project's reference CNN with {framework} on MNIST or "
         "Fashion-MNIST and write metrics.json in the Rust trainer's schema."
@@ -65,6 +65,7 @@ def parse_args(framework: str) -> argparse.Namespace:
     parser.add_argument("--limit", type=int, default=None,
                         help="train on the first N training images only (smoke tests)")
     parser.add_argument("--out", default=None, help="write the metrics JSON here")
+    parser.add_argument("--device", choices=devices, default="cpu", help="default: cpu")
     args = parser.parse_args()
     if args.epochs < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
         parser.error("--epochs, --batch-size and --limit must be at least 1")
@@ -85,14 +86,14 @@ def print_epoch(epochs: int, m: dict) -> None:
     )
 
 
-def write_metrics(args, framework: str, version: str, lr: float, epochs: list) -> None:
+def write_metrics(args, framework: str, version: str, lr: float, epochs: list, extra=None) -> None:
     """metrics.json as train/src/metrics.rs writes it (recipe included), if --out was given."""
     if args.out is None:
         return
     metrics = {
         "framework": framework,
         "framework_version": version,
-        "device": "cpu",
+        "device": args.device,
         "dataset": args.dataset,
         "recipe": {
             "dataset": args.dataset,
@@ -105,6 +106,7 @@ def write_metrics(args, framework: str, version: str, lr: float, epochs: list) -
         "epochs": epochs,
         "total_seconds": sum(e["wall_seconds"] for e in epochs),
         "final_test_accuracy": epochs[-1]["test_accuracy"],
+        **(extra or {}),
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

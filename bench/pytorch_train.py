@@ -32,9 +32,11 @@ def make_model() -> nn.Sequential:
 def train_epoch(model, optimizer, x, y, batch_size, generator):
     """One pass over a fresh permutation; (mean loss, accuracy) of the batches as trained."""
     model.train()
-    order = torch.randperm(len(x), generator=generator)
-    loss_sum = torch.zeros(())
-    correct = torch.zeros((), dtype=torch.int64)
+    # On a GPU the data, the permutation and the running sums all stay on the device: the loop
+    # never waits for the host (the same rules the Rust trainer's CUDA path follows).
+    order = torch.randperm(len(x), generator=generator, device=x.device)
+    loss_sum = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
     for start in range(0, len(x), batch_size):
         idx = order[start : start + batch_size]
         xb, yb = x[idx], y[idx]
@@ -62,23 +64,25 @@ def evaluate(model, x, y, batch_size=1000):
 
 
 def main():
-    args = common.parse_args("PyTorch")
+    args = common.parse_args("PyTorch", devices=("cpu", "cuda"))
     torch.manual_seed(args.seed)
-    x_train, y_train, x_test, y_test = (torch.from_numpy(a) for a in
+    device = torch.device(args.device)
+    x_train, y_train, x_test, y_test = (torch.from_numpy(a).to(device) for a in
                                         common.load_dataset(args.data_dir, args.dataset, args.limit))
     x_train, x_test = x_train.unsqueeze(1), x_test.unsqueeze(1)  # [n, 1, 28, 28]
-    print(f"PyTorch {torch.__version__}, {torch.get_num_threads()} threads, "
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    print(f"PyTorch {torch.__version__}, {where}, "
           f"{len(x_train)} training images, {math.ceil(len(x_train) / args.batch_size)} steps/epoch",
           flush=True)
 
-    model = make_model()
+    model = make_model().to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=LR, betas=(0.9, 0.999), eps=1e-8)
-    generator = torch.Generator().manual_seed(args.seed)
+    generator = torch.Generator(device=device).manual_seed(args.seed)
     epochs = []
     for epoch in range(1, args.epochs + 1):
         started = time.perf_counter()
         train_loss, train_acc = train_epoch(model, optimizer, x_train, y_train, args.batch_size, generator)
-        wall = time.perf_counter() - started
+        wall = time.perf_counter() - started  # train_epoch ends with .item(): the GPU is done
         test_loss, test_acc = evaluate(model, x_test, y_test)
         epochs.append({
             "epoch": epoch,
@@ -90,7 +94,8 @@ def main():
             "peak_rss_bytes": common.peak_rss_bytes(),
         })
         common.print_epoch(args.epochs, epochs[-1])
-    common.write_metrics(args, "pytorch", torch.__version__, LR, epochs)
+    extra = {"peak_gpu_allocated_bytes": torch.cuda.max_memory_allocated(device)} if device.type == "cuda" else {}
+    common.write_metrics(args, "pytorch", torch.__version__, LR, epochs, extra)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use candle_core::Device;
 use clap::Parser;
 
@@ -47,6 +47,10 @@ struct Cli {
     /// Where to train: `auto` picks CUDA when built with the `cuda` feature and a GPU is present, else the CPU.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     device: DeviceChoice,
+    /// On CUDA, capture one training step as a CUDA graph and replay it (one launch per step);
+    /// `off` launches every kernel from the host (slower; for comparison and debugging).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    cuda_graph: Switch,
     /// Output folder [default: artifacts/<dataset>].
     #[arg(long)]
     out: Option<PathBuf>,
@@ -67,6 +71,12 @@ struct Cli {
     quiet: bool,
 }
 
+#[derive(Clone, Copy, Debug, PartialEq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
 enum DeviceChoice {
     Auto,
@@ -74,23 +84,27 @@ enum DeviceChoice {
     Cuda,
 }
 
-fn pick_device(choice: DeviceChoice) -> Result<Device> {
+#[cfg(feature = "cuda")]
+fn open_cuda() -> Result<Device> {
+    use anyhow::Context;
+    train::cuda::open_device(0).context("opening CUDA device 0")
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda() -> Result<Device> {
+    bail!("--device cuda needs a build with the `cuda` feature (cargo run -p train --release --features cuda, or scripts/build-cuda)")
+}
+
+/// The device to train on, and why it was chosen.
+fn pick_device(choice: DeviceChoice) -> Result<(Device, &'static str)> {
     match choice {
-        DeviceChoice::Cpu => Ok(Device::Cpu),
-        DeviceChoice::Cuda => {
-            if !cfg!(feature = "cuda") {
-                bail!("--device cuda needs a build with the `cuda` feature (cargo run -p train --release --features cuda)");
-            }
-            Device::new_cuda(0).context("opening CUDA device 0")
-        }
-        DeviceChoice::Auto => {
-            if cfg!(feature = "cuda") && candle_core::utils::cuda_is_available() {
-                if let Ok(device) = Device::new_cuda(0) {
-                    return Ok(device);
-                }
-            }
-            Ok(Device::Cpu)
-        }
+        DeviceChoice::Cpu => Ok((Device::Cpu, "--device cpu")),
+        DeviceChoice::Cuda => Ok((open_cuda()?, "--device cuda")),
+        DeviceChoice::Auto if !cfg!(feature = "cuda") => Ok((Device::Cpu, "built without the `cuda` feature")),
+        DeviceChoice::Auto => match open_cuda() {
+            Ok(device) => Ok((device, "a CUDA GPU is present")),
+            Err(_) => Ok((Device::Cpu, "no usable CUDA GPU found")),
+        },
     }
 }
 
@@ -134,13 +148,13 @@ fn main() -> ExitCode {
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
     let out_dir = cli.out.clone().unwrap_or_else(|| PathBuf::from("artifacts").join(cli.dataset.name()));
-    let device = pick_device(cli.device)?;
+    let (device, why) = pick_device(cli.device)?;
     let say = |line: &str| {
         if !cli.quiet {
             eprintln!("{line}");
         }
     };
-    say(&format!("device: {}", run::device_name(&device)));
+    say(&format!("device: {} ({why})", run::device_name(&device)));
 
     let checkpoint_path = out_dir.join(CHECKPOINT_FILE);
     let resumed: Option<Checkpoint> = if cli.resume {
@@ -174,7 +188,12 @@ fn real_main() -> Result<()> {
         data.test.len()
     ));
 
-    let opts = RunOptions { out_dir: out_dir.clone(), device, show_progress: !cli.quiet };
+    let opts = RunOptions {
+        out_dir: out_dir.clone(),
+        device,
+        show_progress: !cli.quiet,
+        cuda_graph: cli.cuda_graph == Switch::On,
+    };
     let summary = run::run(&recipe, &data, resumed.map(|c| c.state), &opts)?;
     println!("{}", run::summary_table(&summary.history));
     println!("wrote {}", ["model.safetensors", "checkpoint.safetensors", "metrics.json", "curves.png", "confusion.png", "samples.png"]

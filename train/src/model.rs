@@ -81,12 +81,21 @@ impl Cnn {
     /// Logits `[N, 10]` for images `[N, 1, 28, 28]` scaled to [0, 1].
     pub fn forward(&self, images: &Tensor) -> Result<Tensor> {
         let v = |i: usize| self.vars[i].as_tensor();
-        let x = ops::conv2d_relu_maxpool2(images, v(0), v(1))?;
-        let x = ops::conv2d_relu_maxpool2(&x, v(2), v(3))?;
+        let x = conv_block(images, v(0), v(1))?;
+        let x = conv_block(&x, v(2), v(3))?;
         let x = x.flatten_from(1)?;
         let x = x.matmul(&v(4).t()?)?.broadcast_add(v(5))?.relu()?;
         x.matmul(&v(6).t()?)?.broadcast_add(v(7))
     }
+}
+
+/// conv2d + bias + ReLU + 2x2 max-pool with the device's fast implementation.
+fn conv_block(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
+    #[cfg(feature = "cuda")]
+    if x.device().is_cuda() {
+        return crate::cuda::conv2d_relu_maxpool2(x, w, b);
+    }
+    ops::conv2d_relu_maxpool2(x, w, b)
 }
 
 #[cfg(test)]

@@ -28,7 +28,32 @@ pub struct Adam {
     pub v: Vec<Tensor>,
 }
 
+/// The two scalars of Adam's update that change with the step count, as f32 (computed in f64,
+/// then converted, the way candle converts a tensor op's scalar).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct StepScalars {
+    /// lr / (1 - beta1^t)
+    pub step_size: f32,
+    /// 1 / sqrt(1 - beta2^t)
+    pub inv_bias2_sqrt: f32,
+}
+
+impl StepScalars {
+    pub fn as_pair(self) -> [f32; 2] {
+        [self.step_size, self.inv_bias2_sqrt]
+    }
+}
+
 impl Adam {
+    /// The step-dependent scalars of step `t` (the first step is 1).
+    pub fn scalars(&self, t: u64) -> StepScalars {
+        let AdamConfig { lr, beta1, beta2, .. } = self.config;
+        let t = i32::try_from(t).unwrap_or(i32::MAX);
+        let bias1 = 1.0 - beta1.powi(t);
+        let bias2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+        StepScalars { step_size: (lr / bias1) as f32, inv_bias2_sqrt: (1.0 / bias2_sqrt) as f32 }
+    }
+
     pub fn new(config: AdamConfig, params: &[Var]) -> Result<Adam> {
         let zeros = || params.iter().map(|p| p.zeros_like()).collect::<Result<Vec<_>>>();
         Ok(Adam { config, step: 0, m: zeros()?, v: zeros()? })
@@ -45,12 +70,13 @@ impl Adam {
     fn step_with(&mut self, params: &[Var], grads: &candle_core::backprop::GradStore, fused: bool) -> Result<()> {
         self.step += 1;
         let AdamConfig { lr, beta1, beta2, eps } = self.config;
-        let t = self.step as i32;
+        let t = i32::try_from(self.step).unwrap_or(i32::MAX);
         let bias1 = 1.0 - beta1.powi(t);
         let bias2_sqrt = (1.0 - beta2.powi(t)).sqrt();
+        let scalars = self.scalars(self.step);
         for (i, param) in params.iter().enumerate() {
             let Some(g) = grads.get(param) else { continue };
-            let fast = if fused { cpu_update(param, g, &self.m[i], &self.v[i], self.config, bias1, bias2_sqrt)? } else { None };
+            let fast = if fused { cpu_update(param, g, &self.m[i], &self.v[i], self.config, scalars)? } else { None };
             if let Some((p, m, v)) = fast {
                 param.set(&p)?;
                 self.m[i] = m;
@@ -79,9 +105,8 @@ fn cpu_update(
     g: &Tensor,
     m: &Tensor,
     v: &Tensor,
-    AdamConfig { lr, beta1, beta2, eps }: AdamConfig,
-    bias1: f64,
-    bias2_sqrt: f64,
+    AdamConfig { beta1, beta2, eps, .. }: AdamConfig,
+    scalars: StepScalars,
 ) -> Result<Option<(Tensor, Tensor, Tensor)>> {
     let p = param.as_tensor();
     if g.shape() != p.shape() || m.shape() != p.shape() || v.shape() != p.shape() {
@@ -104,7 +129,7 @@ fn cpu_update(
     // Scalars as candle converts them (`T::from_f64`): f64 arithmetic first, then to f32.
     let (b1, c1) = (beta1 as f32, (1.0 - beta1) as f32);
     let (b2, c2) = (beta2 as f32, (1.0 - beta2) as f32);
-    let (inv_b2, eps, step) = ((1.0 / bias2_sqrt) as f32, eps as f32, (lr / bias1) as f32);
+    let (inv_b2, eps, step) = (scalars.inv_bias2_sqrt, eps as f32, scalars.step_size);
     let n = pd.len();
     let (mut new_p, mut new_m, mut new_v) = (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
     for i in 0..n {

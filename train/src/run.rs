@@ -64,6 +64,15 @@ pub struct RunOptions {
     pub out_dir: PathBuf,
     pub device: Device,
     pub show_progress: bool,
+    /// On CUDA, replay each full-batch step from a captured CUDA graph (see `cuda`).
+    pub cuda_graph: bool,
+}
+
+impl RunOptions {
+    /// Quiet, CUDA graphs on.
+    pub fn new(out_dir: impl Into<PathBuf>, device: Device) -> RunOptions {
+        RunOptions { out_dir: out_dir.into(), device, show_progress: false, cuda_graph: true }
+    }
 }
 
 /// Result of evaluating the model on a split.
@@ -124,7 +133,68 @@ pub struct NonFiniteLoss {
     pub checkpoint: String,
 }
 
-/// One pass over the shuffled training split. Returns (mean loss, accuracy).
+/// How epochs run on the run's device: candle's generic path (the CPU, with its fast custom
+/// ops), or the CUDA runner that keeps whole steps on the GPU.
+enum Stepper {
+    Generic,
+    #[cfg(feature = "cuda")]
+    Cuda(crate::cuda::EpochRunner),
+}
+
+impl Stepper {
+    fn new(device: &Device, examples: usize, batch_size: usize, cuda_graph: bool) -> Result<Stepper> {
+        match device {
+            #[cfg(feature = "cuda")]
+            Device::Cuda(_) => {
+                let mode = if cuda_graph { crate::cuda::GraphMode::On } else { crate::cuda::GraphMode::Off };
+                Ok(Stepper::Cuda(crate::cuda::EpochRunner::new(device, examples, batch_size, mode)?))
+            }
+            _ => {
+                let _ = (examples, batch_size, cuda_graph);
+                Ok(Stepper::Generic)
+            }
+        }
+    }
+
+    /// One pass over `order`. Returns (mean loss, accuracy).
+    #[allow(clippy::too_many_arguments)]
+    fn train_epoch(
+        &mut self,
+        model: &Cnn,
+        adam: &mut Adam,
+        images: &Tensor,
+        labels: &Tensor,
+        order: &[u32],
+        batch_size: usize,
+        epoch: usize,
+        bar: &ProgressBar,
+        checkpoint_path: &Path,
+    ) -> Result<(f64, f64)> {
+        match self {
+            Stepper::Generic => train_epoch(model, adam, images, labels, order, batch_size, epoch, bar, checkpoint_path),
+            #[cfg(feature = "cuda")]
+            Stepper::Cuda(runner) => {
+                let steps = order.len().div_ceil(batch_size);
+                let stats = runner.train_epoch(model, adam, images, labels, order, batch_size, PROGRESS_EVERY, |done, stats| {
+                    let seen = (done * batch_size).min(order.len());
+                    let mean = stats.loss_sum / seen as f64;
+                    if !mean.is_finite() {
+                        let checkpoint = checkpoint_path.display().to_string();
+                        return Err(NonFiniteLoss { epoch, step: done, value: mean, checkpoint }.into());
+                    }
+                    bar.set_position(seen as u64);
+                    let acc = stats.correct as f64 / seen as f64 * 100.0;
+                    bar.set_message(format!("step {done}/{steps}  loss {mean:.4}  acc {acc:.2}%"));
+                    Ok(())
+                })?;
+                Ok((stats.loss_sum / order.len() as f64, stats.correct as f64 / order.len() as f64))
+            }
+        }
+    }
+}
+
+/// One pass over the shuffled training split with candle's generic ops. Returns (mean loss,
+/// accuracy).
 #[allow(clippy::too_many_arguments)]
 fn train_epoch(
     model: &Cnn,
@@ -219,13 +289,14 @@ pub fn run(recipe: &Recipe, data: &Dataset, resume_from: Option<TrainState>, opt
         }
     };
 
+    let mut stepper = Stepper::new(device, train_split.len(), recipe.batch_size, opts.cuda_graph)?;
     let mut last_test = None;
     for epoch in state.epochs_done + 1..=recipe.epochs {
         let mut order: Vec<u32> = (0..train_split.len() as u32).collect();
         order.shuffle(&mut rng);
         let bar = progress_bar(opts.show_progress, order.len(), epoch, recipe.epochs);
         let started = Instant::now();
-        let (train_loss, train_accuracy) = train_epoch(
+        let (train_loss, train_accuracy) = stepper.train_epoch(
             &state.model,
             &mut state.adam,
             &images,

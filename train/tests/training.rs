@@ -24,7 +24,7 @@ fn recipe(epochs: usize, limit: usize) -> Recipe {
 }
 
 fn opts(dir: &Path) -> RunOptions {
-    RunOptions { out_dir: dir.to_owned(), device: Device::Cpu, show_progress: false }
+    RunOptions::new(dir, Device::Cpu)
 }
 
 #[test]

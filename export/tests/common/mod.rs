@@ -46,7 +46,7 @@ pub fn fixture() -> &'static Fixture {
         // Training evaluates and plots on the test split every epoch: keep it small.
         let small = Dataset { kind: data.kind, train: data.train.clone(), test: data.test.clone().truncated(TEST_IMAGES) };
         let recipe = Recipe { epochs: 1, limit: Some(TRAIN_LIMIT), ..Recipe::seed_recipe(DatasetKind::Mnist) };
-        let opts = RunOptions { out_dir: dir.path().to_owned(), device: Device::Cpu, show_progress: false };
+        let opts = RunOptions::new(dir.path(), Device::Cpu);
         train::run::run(&recipe, &small, None, &opts).unwrap();
         let export = export::run(&export::Options {
             input: dir.path().join("model.safetensors"),
