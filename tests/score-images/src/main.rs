@@ -1,0 +1,34 @@
+//! `score-images MODEL IMAGES`: classifies 28x28 8-bit grayscale images (IMAGES is their pixels,
+//! concatenated, already MNIST-style: light digit on black) with the best kernels this CPU has,
+//! and prints one line per image: the class and every int8 score. The end-to-end tests
+//! (tests/tests/pipeline.rs) run it on other architectures (aarch64 under qemu-user) and compare
+//! its lines with the host's, so its output format is part of that test.
+
+use runtime_mobile::Model;
+use runtime_mobile::kernels;
+use runtime_mobile::preprocess::{InputQuantizer, OUT_PIXELS};
+
+fn main() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [model_path, images_path] = &args[..] else {
+        return Err("usage: score-images MODEL.int8.safetensors IMAGES.u8".into());
+    };
+    let file = std::fs::read(model_path).map_err(|e| format!("{model_path}: {e}"))?;
+    let pixels = std::fs::read(images_path).map_err(|e| format!("{images_path}: {e}"))?;
+    let model = Model::parse(&file).map_err(|e| format!("{model_path}: {e}"))?;
+    let quantizer = InputQuantizer::new(model.input_quant()).map_err(|e| format!("{e}"))?;
+    if pixels.len() % OUT_PIXELS != 0 {
+        return Err(format!("{images_path}: {} bytes is not a whole number of 28x28 images", pixels.len()));
+    }
+    let table = kernels::best();
+    eprintln!("kernels: {}", table.name);
+    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut input = [0i8; OUT_PIXELS];
+    for image in pixels.chunks_exact(OUT_PIXELS) {
+        quantizer.quantize(image.try_into().expect("chunk of OUT_PIXELS"), &mut input);
+        let p = model.run_with(table, &input, &mut arena).map_err(|e| format!("{e}"))?;
+        let scores: Vec<String> = p.scores.iter().map(|s| s.to_string()).collect();
+        println!("{} {}", p.class, scores.join(" "));
+    }
+    Ok(())
+}
