@@ -1,8 +1,15 @@
 //! Times one training step of the MNIST CNN at batch 32 (forward, backward, Adam) with the
 //! fast ops vs candle's stock ops. Plain `harness = false` timing loop: no extra dependencies.
 //!
-//! Run: `cargo bench -p train --bench ops [-- STEPS] [layers|conv1|conv2|stock|fast]...` (the
-//! words pick sections; default all; `conv1`/`conv2` time only the fused op of that layer).
+//! Run: `cargo bench -p train --bench ops [-- STEPS] [layers|conv1|conv2|stock|fast|train]...`
+//! (the words pick sections; default all; `conv1`/`conv2` time only the fused op of that layer;
+//! `train` runs the exact CPU step of `train::run` on real MNIST batches, see [`train_steps`]).
+//!
+//! Instruction counts (stable on a loaded machine, unlike wall time): under
+//! `valgrind --tool=callgrind --dump-before='*train_steps*' --dump-before='*train_report*' <bench> 10 train`
+//! the third dump (`callgrind.out.<pid>.3`) holds exactly the 10 measured steps, all threads
+//! included (`--toggle-collect` would miss the rayon workers). `TRAIN_BENCH_DATA` can point at
+//! uncompressed IDX files to make the (uncounted) loading faster under valgrind.
 
 use std::time::Instant;
 
@@ -11,6 +18,8 @@ use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use candle_core::{D, DType};
+use train::model::Cnn;
 use train::ops;
 use train::optim::{Adam, AdamConfig};
 
@@ -95,6 +104,9 @@ fn main() -> Result<()> {
     let labels: Vec<u32> = (0..BATCH).map(|_| rng.random_range(0..10)).collect();
     let y = Tensor::from_vec(labels, BATCH, &Device::Cpu)?;
     println!("threads: {}", rayon::current_num_threads());
+    if want("train") {
+        train_timing(steps)?;
+    }
     if want("layers") || want("conv1") || want("conv2") {
         layer_timings(steps, &want)?;
     }
@@ -174,5 +186,91 @@ fn layer_timings(steps: usize, want: &dyn Fn(&str) -> bool) -> Result<()> {
             println!("{name} {what}: fwd {fwd:6.2} ms, fwd+bwd {both:6.2} ms");
         }
     }
+    Ok(())
+}
+
+/// Where the MNIST IDX files are looked for (`TRAIN_BENCH_DATA` overrides).
+fn data_dir() -> std::path::PathBuf {
+    std::env::var_os("TRAIN_BENCH_DATA")
+        .map(Into::into)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data"))
+}
+
+/// The CPU training step exactly as `train::run`'s epoch loop makes it: batch gather and
+/// scaling, forward, cross-entropy, backward, Adam, and the running loss/accuracy sums.
+struct Trainer {
+    model: Cnn,
+    adam: Adam,
+    images: Tensor,
+    labels: Tensor,
+    loss_sum: Tensor,
+    correct_sum: Tensor,
+}
+
+impl Trainer {
+    fn new() -> Result<Option<Self>> {
+        let data = match train::data::load(&data_dir(), train::data::DatasetKind::Mnist) {
+            Ok(d) => d,
+            Err(e) => {
+                println!("train: skipped ({e})");
+                return Ok(None);
+            }
+        };
+        let dev = Device::Cpu;
+        let split = data.train.truncated(BATCH * 200);
+        let images = Tensor::from_slice(&split.images, (split.len(), 784), &dev)?;
+        let labels: Vec<u32> = split.labels.iter().map(|&l| l as u32).collect();
+        let labels = Tensor::from_vec(labels, split.len(), &dev)?;
+        let model = Cnn::init(&mut ChaCha8Rng::seed_from_u64(0), &dev)?;
+        let adam = Adam::new(AdamConfig::with_lr(1e-3), &model.vars)?;
+        let loss_sum = Tensor::zeros((), DType::F32, &dev)?;
+        let correct_sum = Tensor::zeros((), DType::U32, &dev)?;
+        Ok(Some(Self { model, adam, images, labels, loss_sum, correct_sum }))
+    }
+
+    /// One step on the `step`-th batch (a fixed, scattered set of indices).
+    fn step(&mut self, step: usize) -> Result<()> {
+        let n = self.labels.dim(0)?;
+        let chunk: Vec<u32> = (0..BATCH).map(|i| ((step * BATCH + i) * 7919 % n) as u32).collect();
+        let idx = Tensor::from_slice(&chunk, BATCH, &Device::Cpu)?;
+        let x = self.images.index_select(&idx, 0)?.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?.reshape((BATCH, 1, 28, 28))?;
+        let y = self.labels.index_select(&idx, 0)?;
+        let logits = self.model.forward(&x)?;
+        let loss = candle_nn::loss::cross_entropy(&logits, &y)?;
+        let grads = loss.backward()?;
+        self.adam.step(&self.model.vars, &grads)?;
+        self.loss_sum = (&self.loss_sum + (loss.detach() * BATCH as f64)?)?;
+        let correct = logits.detach().argmax(D::Minus1)?.eq(&y)?.to_dtype(DType::U32)?.sum_all()?;
+        self.correct_sum = (&self.correct_sum + correct)?;
+        Ok(())
+    }
+}
+
+/// `steps` training steps starting at batch `first` (not inlined: callgrind's toggle target).
+#[inline(never)]
+fn train_steps(t: &mut Trainer, first: usize, steps: usize) -> Result<()> {
+    for s in first..first + steps {
+        t.step(s)?;
+    }
+    Ok(())
+}
+
+fn train_timing(steps: usize) -> Result<()> {
+    let Some(mut t) = Trainer::new()? else { return Ok(()) };
+    const WARM_UP: usize = 3;
+    train_steps(&mut t, 0, WARM_UP)?;
+    let start = Instant::now();
+    train_steps(&mut t, WARM_UP, steps)?;
+    let ms = start.elapsed().as_secs_f64() * 1e3 / steps as f64;
+    train_report(&t, steps + WARM_UP, ms)
+}
+
+/// Prints the timing and a digest of the run (not inlined: marks where the counted steps end).
+#[inline(never)]
+fn train_report(t: &Trainer, steps: usize, ms: f64) -> Result<()> {
+    let loss = t.loss_sum.to_scalar::<f32>()? / (steps * BATCH) as f32;
+    let bits = t.model.vars.iter().map(|v| v.flatten_all()?.to_vec1::<f32>()).collect::<candle_core::Result<Vec<_>>>()?;
+    let hash = bits.iter().flatten().fold(0u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3));
+    println!("train step (run.rs CPU step, MNIST): mean {ms:7.2} ms (~{:.1} s/epoch)  mean loss {loss:.4}  params hash {hash:016x}", ms * 1.875);
     Ok(())
 }

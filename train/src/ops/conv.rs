@@ -1,4 +1,5 @@
-//! Valid, stride-1 convolution on CPU f32 via im2col + GEMM, and the plain `conv2d` custom op.
+//! Valid, stride-1 convolution on CPU f32 via im2col + GEMM (or the direct kernel when the
+//! caller needs no column matrices, see [`forward`]), and the plain `conv2d` custom op.
 //!
 //! Work is split into fixed chunks of [`CHUNK`] images that run in parallel on rayon. Each
 //! chunk's result depends only on its own data; cross-chunk reductions (the weight and bias
@@ -11,6 +12,7 @@ use std::sync::OnceLock;
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor, bail};
 use rayon::prelude::*;
 
+use super::direct;
 use super::gemm::{Mat, MatMut, matmul};
 use super::im2col::{col2im, col2im_rows, im2col};
 use super::scratch::Buf;
@@ -18,7 +20,7 @@ use super::{cpu_slice, with_cpu_slice};
 
 /// Images per work item. Fixed (not derived from the thread count) so that results do not
 /// depend on the machine's parallelism; 4 gives 8 items per batch of 32 for load balance and
-/// keeps a chunk's column matrix (≤ 0.8 MB for the model's second conv) near L2.
+/// keeps a chunk's working set (a column matrix is ≤ 0.8 MB for the model's second conv) near L2.
 pub const CHUNK: usize = 4;
 
 /// Shapes of one convolution: `x` `[n, c_in, h, w]`, weight `[c_out, c_in, k, k]`.
@@ -69,25 +71,31 @@ impl ConvGeom {
 
 /// Per-chunk state the forward pass keeps for the backward pass.
 pub struct FwdChunk<T> {
-    /// The chunk's column matrix `[CK, B * P]`, reused by the weight and input gradients.
-    pub col: Buf,
+    /// The chunk's column matrix `[CK, B * P]`, reused by the weight and input gradients
+    /// (`None` when the caller's backward does not need it).
+    pub col: Option<Buf>,
     /// Whatever the epilogue chose to keep (e.g. pool argmax indices).
     pub extra: T,
 }
 
 /// Runs the convolution without bias. For each chunk it calls `epilogue(imgs, yt, out_chunk)`
 /// with `yt` the pre-bias result `[C_out, B * P]` (`B = imgs.len()`); the epilogue writes the
-/// chunk's slice of `out` (`out_per_img` floats per image) and returns what to keep.
+/// chunk's slice of `out` (`out_per_img` floats per image) and returns what to keep, along
+/// with the column matrix if `keep_col`. Without `keep_col`, geometries the direct kernel
+/// takes (see [`direct::supported`]) skip im2col and the GEMM altogether.
 pub fn forward<T: Send>(
     g: &ConvGeom,
     x: &[f32],
     w: &[f32],
     out: &mut [f32],
     out_per_img: usize,
+    keep_col: bool,
     epilogue: impl Fn(Range<usize>, &[f32], &mut [f32]) -> T + Sync,
 ) -> Vec<FwdChunk<T>> {
     let chunks = g.chunks();
     let wm = Mat::row_major(w, g.c_out, g.ck());
+    // Without column matrices to keep, the direct kernel skips im2col (see `direct`).
+    let packed = (!keep_col && direct::supported(g)).then(|| direct::pack_weights(g, w));
     let out_chunks: Vec<&mut [f32]> = if out_per_img == 0 {
         chunks.iter().map(|_| &mut [][..]).collect()
     } else {
@@ -98,15 +106,27 @@ pub fn forward<T: Send>(
         .zip(chunks.into_par_iter())
         .map(|(out_chunk, imgs)| {
             let bp = imgs.len() * g.p();
-            let mut col = Buf::zeroed(g.ck() * bp);
-            im2col(g, &x[imgs.start * g.img_len()..imgs.end * g.img_len()], &mut col);
-            let mut yt = Buf::zeroed(g.c_out * bp);
-            matmul(MatMut::row_major(&mut yt, g.c_out, bp), wm, Mat::row_major(&col, g.ck(), bp), false);
+            let x = &x[imgs.start * g.img_len()..imgs.end * g.img_len()];
+            // Fully overwritten (by the direct kernel or the non-accumulating GEMM).
+            let mut yt = Buf::stale(g.c_out * bp);
+            let col = if let Some(packed) = &packed {
+                direct::conv(g, x, packed, &mut yt);
+                None
+            } else {
+                // Fully overwritten by im2col.
+                let mut col = Buf::stale(g.ck() * bp);
+                im2col(g, x, &mut col);
+                matmul(MatMut::row_major(&mut yt, g.c_out, bp), wm, Mat::row_major(&col, g.ck(), bp), false);
+                Some(col)
+            };
             let extra = epilogue(imgs, &yt, out_chunk);
-            FwdChunk { col, extra }
+            FwdChunk { col: col.filter(|_| keep_col), extra }
         })
         .collect()
 }
+
+/// Raw gradients `(dx, dw, db)` of a convolution (`dx` only when the input needs one).
+pub type Grads = (Option<Vec<f32>>, Vec<f32>, Vec<f32>);
 
 /// Gradients of a convolution given the saved chunks. `fill_dy(chunk_index, imgs, dyt)` writes
 /// the gradient w.r.t. the pre-bias output in the `[C_out, B * P]` layout (`dyt` starts zeroed).
@@ -137,7 +157,8 @@ pub fn backward<T: Sync>(
             fill_dy(i, imgs, &mut dyt);
             let db: Vec<f32> = dyt.chunks_exact(bp.max(1)).map(|r| r.iter().sum()).collect();
             let dyt_m = Mat::row_major(&dyt, g.c_out, bp);
-            let col_m = Mat::row_major(&fwd.col, g.ck(), bp);
+            let col = fwd.col.as_ref().expect("conv::backward needs the forward's column matrices");
+            let col_m = Mat::row_major(col, g.ck(), bp);
             let mut dw = vec![0.0; g.c_out * g.ck()];
             matmul(MatMut::row_major(&mut dw, g.c_out, g.ck()), dyt_m, col_m.t(), false);
             if need_dx {
@@ -244,7 +265,7 @@ impl CustomOp3 for Conv2d {
         let (x, w, bias) = (cpu_slice(xs, xl)?, cpu_slice(ws, wl)?, cpu_slice(bs, bl)?);
         let per_img = g.c_out * g.p();
         let mut out = vec![0.0; g.n * per_img];
-        let saved = forward(&g, x, w, &mut out, per_img, |imgs, yt, out| {
+        let saved = forward(&g, x, w, &mut out, per_img, true, |imgs, yt, out| {
             let (p, bp) = (g.p(), imgs.len() * g.p());
             for (b, img) in out.chunks_exact_mut(per_img).enumerate() {
                 for (co, plane) in img.chunks_exact_mut(p).enumerate() {

@@ -9,15 +9,35 @@ use super::conv::ConvGeom;
 
 /// Fills `col` (`[CK, B * P]`) from `x`, the chunk's `B` images (`[B, C, H, W]`).
 pub fn im2col(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    // Fixed-length copies for the model's output widths (24 and 8): a few vector moves
+    // each instead of a `memcpy` call per output row.
+    match g.ow {
+        8 => im2col_rows::<8>(g, x, col),
+        24 => im2col_rows::<24>(g, x, col),
+        _ => im2col_rows::<0>(g, x, col),
+    }
+}
+
+/// [`im2col`] with output rows of `OW` floats (`0`: `g.ow`, not known at compile time).
+#[inline(always)]
+fn im2col_rows<const OW: usize>(g: &ConvGeom, x: &[f32], col: &mut [f32]) {
+    let ow = if OW == 0 { g.ow } else { OW };
+    debug_assert_eq!(ow, g.ow);
     let b_imgs = x.len() / g.img_len();
     let bp = b_imgs * g.p();
     debug_assert_eq!(col.len(), g.ck() * bp);
     for (ck, row) in col.chunks_exact_mut(bp).enumerate() {
         let (c, ky, kx) = (ck / (g.k * g.k), ck / g.k % g.k, ck % g.k);
         for (img, dst) in x.chunks_exact(g.img_len()).zip(row.chunks_exact_mut(g.p())) {
-            let plane = &img[c * g.h * g.w..][..g.h * g.w];
-            for (oy, d) in dst.chunks_exact_mut(g.ow).enumerate() {
-                d.copy_from_slice(&plane[(oy + ky) * g.w + kx..][..g.ow]);
+            let plane = &img[c * g.h * g.w + ky * g.w + kx..];
+            for (oy, d) in dst.chunks_exact_mut(ow).enumerate() {
+                let s = &plane[oy * g.w..][..ow];
+                if OW == 0 {
+                    d.copy_from_slice(s);
+                } else {
+                    let (d, s): (&mut [f32; OW], &[f32; OW]) = (d.try_into().unwrap(), s.try_into().unwrap());
+                    *d = *s;
+                }
             }
         }
     }

@@ -1,7 +1,11 @@
 //! The model's hot operations. Each takes and returns candle tensors and supports backprop.
 //!
-//! On CPU with f32 tensors they run as custom ops (`conv`, `pool`, `fused`): im2col + the
-//! `gemm` crate, parallel over fixed chunks of images, deterministic bit for bit. Elsewhere
+//! On CPU with f32 tensors they run as custom ops (`conv`, `pool`, `fused`), parallel over
+//! fixed chunks of images, deterministic bit for bit. The fused conv + ReLU + pool (both of the
+//! model's conv layers) computes its forward with a direct AVX2 convolution (`direct`) and its
+//! backward from the non-zeros of the pre-activation gradient only, at most a quarter of it
+//! behind the pool (`sparse`); the plain conv, and the fused one on CPUs without AVX2 + FMA or
+//! on output widths that are not a multiple of 8, use im2col + the `gemm` crate. Elsewhere
 //! (CUDA, other dtypes) they fall back to candle's stock ops so they stay correct everywhere.
 //!
 //! Max-pool gradient semantics differ from candle 0.11.1's stock `max_pool2d`, whose backward
@@ -9,11 +13,13 @@
 //! first maximum, as PyTorch does (details in `pool`). The stock fallback keeps candle's.
 
 mod conv;
+mod direct;
 mod fused;
 mod gemm;
 mod im2col;
 mod pool;
 mod scratch;
+mod sparse;
 #[cfg(test)]
 mod tests;
 
@@ -49,6 +55,16 @@ pub fn conv2d_relu_maxpool2(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor
 fn stock_conv2d(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     let y = x.conv2d(w, 0, 1, 1, 1)?;
     y.broadcast_add(&b.reshape((1, b.dim(0)?, 1, 1))?)
+}
+
+/// Whether the AVX2 + FMA kernels can run on this CPU (checked once by std, then cached).
+fn simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
 }
 
 /// The custom ops implement CPU f32 only.
