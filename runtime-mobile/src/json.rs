@@ -35,9 +35,15 @@ enum Dec {
 /// Returns the position after it (always a char boundary of `s`).
 fn dec(s: &str, pos: usize, level: u8) -> Result<(Dec, usize), JErr> {
     if level == 0 {
-        return Ok(match s.get(pos..).and_then(|r| r.chars().next()) {
-            None => (Dec::End, pos),
-            Some(c) => (Dec::Ch(c), pos + c.len_utf8()),
+        // ASCII (all of JSON's structure) without UTF-8 decoding; a byte >= 0x80 is either the
+        // start of a multi-byte char or (never, as `pos` is a char boundary) a continuation byte,
+        // which the general path reports as the end.
+        return Ok(match s.as_bytes().get(pos) {
+            Some(&b) if b.is_ascii() => (Dec::Ch(b as char), pos + 1),
+            _ => match s.get(pos..).and_then(|r| r.chars().next()) {
+                None => (Dec::End, pos),
+                Some(c) => (Dec::Ch(c), pos + c.len_utf8()),
+            },
         });
     }
     let (d, p) = dec(s, pos, level - 1)?;

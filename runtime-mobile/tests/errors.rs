@@ -1,4 +1,7 @@
 //! Every validation failure yields its typed error, and corrupted files never panic.
+//!
+//! Under Miri only the tests on small models run (the others build the full-size MNIST model,
+//! minutes in the interpreter; `parser_props.rs` takes the parser's paths through Miri instead).
 
 mod common;
 
@@ -13,6 +16,11 @@ fn mnist() -> (common::Desc, Vec<u8>) {
     let desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
     let file = desc.build();
     (desc, file)
+}
+
+/// A tiny valid model (one dense layer), for tests that only need some valid file.
+fn tiny() -> Vec<u8> {
+    random_desc(&mut Rng(5), Shape::Flat(4), &[T::Dense { out: 2, relu: false }], false).build()
 }
 
 fn err(file: &[u8]) -> Error {
@@ -40,6 +48,7 @@ fn layers_err(f: impl FnOnce(&mut serde_json::Value)) -> Error {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn container_errors() {
     let (_, file) = mnist();
     assert_eq!(err(&file[..5]), Error::Truncated { needed: 8, got: 5 });
@@ -75,7 +84,7 @@ fn json_errors() {
     bad_utf8[14] = 0xff;
     assert!(matches!(err(&bad_utf8), Error::Json { kind: JsonErrorKind::NotUtf8, .. }));
     // JSON errors inside a metadata document name the key.
-    let (_, file) = mnist();
+    let file = tiny();
     assert!(matches!(
         err(&with_meta(&file, keys::LAYERS, Some("[{\"op\":}]"))),
         Error::Json { context: JsonContext::Metadata("layers"), kind: JsonErrorKind::WrongType, .. }
@@ -87,6 +96,7 @@ fn json_errors() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn duplicate_keys() {
     let (_, file) = mnist();
     let (h, d) = split(&file);
@@ -100,6 +110,7 @@ fn duplicate_keys() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn metadata_errors() {
     let (_, file) = mnist();
     assert_eq!(header_err(|h| { h.as_object_mut().unwrap().remove("__metadata__"); }), Error::MissingMetadata);
@@ -129,6 +140,7 @@ fn metadata_errors() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn tensor_errors() {
     let (_, file) = mnist();
     assert_eq!(
@@ -174,6 +186,7 @@ fn tensor_errors() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn layer_errors() {
     // Inconsistent chain.
     assert!(matches!(layers_err(|l| l[2]["in_channels"] = json!(16)), Error::InconsistentLayer { layer: 2, .. }));
@@ -219,6 +232,7 @@ fn layer_errors() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn overflow_and_huge_dims_are_errors() {
     let (_, file) = mnist();
     // Dimensions beyond u64, beyond MAX_DIM, and large-but-legal ones that need a huge arena.
@@ -243,6 +257,7 @@ fn overflow_and_huge_dims_are_errors() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn run_errors() {
     let (_, file) = mnist();
     let m = Model::parse(&file).unwrap();
@@ -270,7 +285,7 @@ fn corrupted_files_never_panic() {
     let file = small.build();
     let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize + 8;
     let mut parsed = 0;
-    for i in 0..20000 {
+    for i in 0..if cfg!(miri) { 12 } else { 20000 } {
         let mut f = file.clone();
         let n = 1 + rng.range(0, 3) as usize;
         for _ in 0..n {
@@ -295,5 +310,5 @@ fn corrupted_files_never_panic() {
             }
         }
     }
-    assert!(parsed > 0);
+    assert!(parsed > 0 || cfg!(miri));
 }

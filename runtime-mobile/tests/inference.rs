@@ -1,4 +1,9 @@
 //! Parse round trips and bit-exact inference against the naive reference in `common`.
+//!
+//! Under Miri (where one parse of a small model costs about a second): two architectures that
+//! between them take every engine path (fused conv + relu + avg/max pool, standalone relu and
+//! pools on the caller's input and in the arena, conv without pool, padding, dense, softmax),
+//! once each; the tests on the full-size MNIST model are skipped.
 
 mod common;
 
@@ -102,11 +107,18 @@ fn archs() -> Vec<(Shape, Vec<T>)> {
 #[test]
 fn random_models_match_reference() {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    for (shape, templates) in archs() {
-        for seed in 0..4 {
+    let miri = cfg!(miri);
+    for (i, (shape, templates)) in archs().into_iter().enumerate() {
+        if miri && ![1, 4].contains(&i) {
+            continue;
+        }
+        for seed in if miri { 1..2 } else { 0..4 } {
             let desc = random_desc(&mut rng, shape, &templates, seed % 2 == 1);
-            let runs = if shape.len() == Some(784) { 2 } else { 8 };
+            let runs = if miri { 1 } else if shape.len() == Some(784) { 2 } else { 8 };
             check(&desc, &mut rng, runs);
+            if miri {
+                continue;
+            }
             for prefix in common::prefixes(&desc) {
                 check(&prefix, &mut rng, runs);
             }
@@ -115,6 +127,7 @@ fn random_models_match_reference() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn mnist_arena_fits_8k() {
     let mut rng = Rng(7);
     let desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
@@ -128,6 +141,7 @@ fn mnist_arena_fits_8k() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn metadata_round_trip() {
     let mut rng = Rng(11);
     let mut desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
@@ -170,6 +184,7 @@ fn tensor_names() {
 }
 
 #[test]
+#[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn reference_outputs_are_not_degenerate() {
     // Guards the test itself: saturated or constant outputs would make "bit-exact" meaningless.
     let mut rng = Rng(3);

@@ -9,19 +9,9 @@ use runtime_mobile::preprocess::{
 };
 use runtime_mobile::Shape;
 
-/// xorshift64*: deterministic, no dependency.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
+#[path = "common/rng.rs"]
+mod rng;
+use rng::Rng;
 
 /// An upright grayscale picture.
 #[derive(Clone)]
@@ -431,4 +421,81 @@ fn errors_display() {
     assert_eq!(Rotation::from_degrees(45), None);
     assert_eq!(Roi::centre_square(640, 480), Roi { x: 80, y: 0, width: 480, height: 480 });
     assert_eq!(Roi::centre_square_percent(640, 480, 50), Roi { x: 200, y: 120, width: 240, height: 240 });
+}
+
+/// Regression (fuzz target `preprocess`, first input): `centre_square_percent` of an empty frame
+/// underflowed (`(0 - 1) / 2`), and `short * percent` overflowed for huge sizes. Now an empty frame
+/// gives an empty ROI (rejected as `BadRoi`) and every size is exact.
+#[test]
+fn centre_square_percent_never_overflows() {
+    let empty = Roi { x: 0, y: 0, width: 0, height: 0 };
+    assert_eq!(Roi::centre_square_percent(0, 0, 50), empty);
+    assert_eq!(Roi::centre_square_percent(0, 9, 0), Roi { y: 4, ..empty });
+    assert_eq!(Roi::centre_square_percent(9, 0, 100), Roi { x: 4, ..empty });
+    assert_eq!(Roi::centre_square(0, 9), Roi { y: 4, ..empty });
+    // Tiny frames: at least one pixel.
+    assert_eq!(Roi::centre_square_percent(3, 1, 1), Roi { x: 1, y: 0, width: 1, height: 1 });
+    // Huge sizes: floor(short * p / 100) computed exactly.
+    let m = usize::MAX;
+    for (w, h, p) in [(m, m, 100), (m, m, 99), (m, m - 1, 37), (m, 7, 50), (m / 3, m, 1), (m, m, 500)] {
+        let r = Roi::centre_square_percent(w, h, p);
+        let short = w.min(h) as u128;
+        let want = (short * p.clamp(1, 100) as u128 / 100).max(1) as usize;
+        assert_eq!((r.width, r.height), (want, want), "{w}x{h} {p}%");
+        assert_eq!((r.x, r.y), ((w - want) / 2, (h - want) / 2));
+    }
+    // An empty ROI is an error, not a panic.
+    let px = [0u8; 4];
+    let frame = Frame::gray(&px, 2, 2).unwrap();
+    let opts = Options { roi: Some(Roi::centre_square_percent(0, 0, 50)), ..Options::DEFAULT };
+    assert_eq!(run(&frame, &opts), Err(PreprocessError::BadRoi));
+}
+
+/// Writes seed inputs of the `preprocess` fuzz target into `fuzz/corpus/preprocess/` (layout:
+/// the table in `fuzz/fuzz_targets/preprocess.rs`; see `fuzz/README.md`):
+/// `cargo test -p runtime-mobile --test preprocess -- --ignored write_fuzz_seeds`.
+#[test]
+#[ignore]
+fn write_fuzz_seeds() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/preprocess");
+    std::fs::create_dir_all(&dir).unwrap();
+    // (name, scene size, rotation, format, row padding, polarity bits, ROI mode, ROI, percent)
+    #[allow(clippy::type_complexity)] // a table, one row per seed
+    let cases: [(&str, (usize, usize), usize, usize, usize, u8, u8, [u16; 4], u8); 7] = [
+        ("gray", (60, 50), 0, 0, 0, 3, 0, [0; 4], 0),
+        ("rgba-r90-pad", (30, 24), 1, 1, 3, 0, 0, [0; 4], 0),
+        ("nv21-r180-roi", (40, 30), 2, 3, 0, 3, 1, [2, 1, 36, 28], 0),
+        ("bgra-r270-percent", (22, 20), 3, 2, 0, 3, 3, [0; 4], 90),
+        ("yuv-centre-square", (90, 70), 0, 4, 5, 3, 2, [0; 4], 0),
+        ("gray-downscale", (140, 100), 0, 0, 0, 3, 0, [0; 4], 0),
+        ("blank", (16, 16), 0, 0, 0, 1, 0, [0; 4], 0),
+    ];
+    let mut rng = Rng(3);
+    for (name, (w, h), rot, fmt, pad, polarity, roi_mode, roi, percent) in cases {
+        let mut g = scene(w, h, 11);
+        if name == "blank" {
+            g.px.fill(128);
+        }
+        let s = sensor_image(&g, ROTATIONS[rot]);
+        let (data, stride) = encode(&s, FORMATS[fmt], pad, &mut rng);
+        assert_eq!(stride, s.w * FORMATS[fmt].bytes_per_pixel() + pad); // stride modes 0 and 1
+        let mut b = vec![fmt as u8];
+        b.extend((s.w as u16).to_le_bytes());
+        b.extend((s.h as u16).to_le_bytes());
+        b.push(if pad == 0 { 0 } else { 1 });
+        b.extend((pad as u32).to_le_bytes());
+        b.push(rot as u8 | polarity << 2 | roi_mode << 4);
+        b.push(32);
+        b.extend(roi.iter().flat_map(|v| v.to_le_bytes()));
+        b.push(percent);
+        b.extend((1.0f32 / 255.0).to_bits().to_le_bytes());
+        b.extend((-128i16).to_le_bytes());
+        b.extend(90i32.to_le_bytes());
+        b.push(0);
+        b.extend((s.w as u64).to_le_bytes());
+        b.extend((s.h as u64).to_le_bytes());
+        assert_eq!(b.len(), 48);
+        b.extend(&data);
+        std::fs::write(dir.join(format!("seed-{name}")), b).unwrap();
+    }
 }

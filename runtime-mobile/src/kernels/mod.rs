@@ -13,6 +13,12 @@
 //!   `is_x86_feature_detected!` / `is_aarch64_feature_detected!`, and [`best`] becomes [`detect`];
 //! - or by the caller's promise: the `unsafe fn`s of [`x86`] / [`neon`] (e.g. firmware that knows
 //!   its CPU).
+//!
+//! Under Miri (`cfg(miri)`) only the scalar table is handed out: [`compile_time_best`], [`best`],
+//! [`detect`] and [`available`] never return a SIMD table, so the interpreter checks the scalar
+//! kernels and everything around them without emulating vendor intrinsics. (The SIMD kernels'
+//! memory safety is tested natively: `tests/kernels.rs`, and the `parse_and_infer` fuzz target
+//! under AddressSanitizer.)
 
 pub mod scalar;
 
@@ -67,7 +73,8 @@ pub fn compile_time_best() -> &'static Kernels {
     #[cfg(all(
         target_arch = "x86_64",
         target_endian = "little",
-        target_feature = "avx2"
+        target_feature = "avx2",
+        not(miri)
     ))]
     {
         return x86::avx2();
@@ -76,7 +83,8 @@ pub fn compile_time_best() -> &'static Kernels {
         target_arch = "aarch64",
         target_endian = "little",
         target_feature = "neon",
-        target_feature = "dotprod"
+        target_feature = "dotprod",
+        not(miri)
     ))]
     {
         return neon::neon_dotprod();
@@ -85,7 +93,8 @@ pub fn compile_time_best() -> &'static Kernels {
         target_arch = "aarch64",
         target_endian = "little",
         target_feature = "neon",
-        not(target_feature = "dotprod")
+        not(target_feature = "dotprod"),
+        not(miri)
     ))]
     {
         return neon::neon();
@@ -124,14 +133,15 @@ pub fn detect() -> &'static Kernels {
 pub fn available() -> [Option<&'static Kernels>; 3] {
     #[allow(unused_mut)]
     let mut out: [Option<&'static Kernels>; 3] = [Some(&scalar::KERNELS), None, None];
-    #[cfg(all(target_arch = "x86_64", target_endian = "little"))]
+    #[cfg(all(target_arch = "x86_64", target_endian = "little", not(miri)))]
     {
         out[1] = x86::detect_avx2();
     }
     #[cfg(all(
         target_arch = "aarch64",
         target_endian = "little",
-        target_feature = "neon"
+        target_feature = "neon",
+        not(miri)
     ))]
     {
         out[1] = Some(neon::neon());
@@ -158,7 +168,9 @@ static TAIL_MASK: [i8; 32] = {
 mod tests {
     #[test]
     fn compile_time_choice_follows_target_features() {
-        let want = if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
+        let want = if cfg!(miri) {
+            "scalar"
+        } else if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
             "avx2"
         } else if cfg!(all(target_arch = "aarch64", target_feature = "dotprod")) {
             "neon-dotprod"

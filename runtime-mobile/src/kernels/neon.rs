@@ -92,6 +92,9 @@ impl Step for Sdot {
 }
 
 /// `vdotq_s32` is unstable on our toolchain, hence the instruction itself.
+///
+/// # Safety
+/// The CPU must implement FEAT_DotProd.
 #[inline]
 #[target_feature(enable = "dotprod")]
 unsafe fn sdot(mut acc: int32x4_t, x: int8x16_t, w: int8x16_t) -> int32x4_t {
@@ -120,6 +123,9 @@ fn matvec_dotprod(w: &[i8], x: &[i8], out: &mut [i32]) {
 }
 
 /// Instantiates the generic kernel with dotprod enabled, so SDOT inlines into the hot loop.
+///
+/// # Safety
+/// The CPU must implement FEAT_DotProd.
 #[target_feature(enable = "dotprod")]
 unsafe fn matvec_dotprod_tf(w: &[i8], x: &[i8], out: &mut [i32]) {
     // SAFETY: dotprod is available (this function's precondition).

@@ -63,6 +63,10 @@ fn requantize_i32(acc: &mut [i32], q: &Requant<'_>) {
 
 /// Row sums with `vpsadbw`: bytes XOR 0x80 are `w + 128` as u8, summed exactly into u64 lanes;
 /// the result is `sum(w + 128) - 128 * k`, wrapped to i32 like the reference.
+///
+/// # Safety
+/// AVX2 must be available. (Any slice lengths are memory-safe: a broken contract takes the
+/// scalar path.)
 #[target_feature(enable = "avx2")]
 unsafe fn row_sums_avx2(w: &[i8], k_len: usize, out: &mut [i32]) {
     if k_len == 0 || out.len().checked_mul(k_len) != Some(w.len()) {
@@ -100,6 +104,10 @@ unsafe fn row_sums_avx2(w: &[i8], k_len: usize, out: &mut [i32]) {
 /// saturating left shift (shift < 0), SRDHM as `(x * M + 2^30) >> 31` on exact i64 products
 /// (even and odd lanes separately: `vpmuldq` multiplies the low i32 of each i64), rounding right
 /// shift with ties away from zero (shift > 0), then zero point and clamp.
+///
+/// # Safety
+/// AVX2 must be available. (Parameters shorter than `acc` or out of range take the scalar
+/// path.)
 #[target_feature(enable = "avx2")]
 unsafe fn requant_avx2(acc: &mut [i32], q: &Requant<'_>) {
     let n = acc.len();
@@ -195,6 +203,11 @@ unsafe fn load16(p: *const i8) -> __m256i {
     unsafe { _mm256_cvtepi8_epi16(_mm_loadu_si128(p.cast())) }
 }
 
+/// See [`Kernels::matvec_i8`].
+///
+/// # Safety
+/// AVX2 must be available. (Any slice lengths are memory-safe: a broken contract takes the
+/// scalar path.)
 #[target_feature(enable = "avx2")]
 unsafe fn matvec_avx2(w: &[i8], x: &[i8], out: &mut [i32]) {
     let k = x.len();
@@ -217,7 +230,8 @@ unsafe fn matvec_avx2(w: &[i8], x: &[i8], out: &mut [i32]) {
     });
     let mut r = 0;
     while r + 8 <= rows {
-        // SAFETY: rows r..r+8 exist (`r + 8 <= rows`) and `w.len() == rows * k` (checked above).
+        // SAFETY: rows r..r+8 exist (`r + 8 <= rows`) and `w.len() == rows * k` (checked above);
+        // `x` holds `k >= 16` bytes; AVX2 is this function's own precondition.
         let a = unsafe { dot_rows::<8>(w.as_ptr().add(r * k), k, x.as_ptr(), k16, xt) };
         let s = hsum8(a);
         // SAFETY: out[r..r+8] is in bounds (`r + 8 <= rows == out.len()`); storeu is unaligned.

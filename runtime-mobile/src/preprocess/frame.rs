@@ -145,14 +145,15 @@ impl Roi {
         Roi { x: (width - side) / 2, y: (height - side) / 2, width: side, height: side }
     }
 
-    /// A centred square of `percent`% (1..=100, clamped) of the shorter side.
+    /// A centred square of `percent`% (1..=100, clamped) of the shorter side, at least 1 pixel
+    /// (an empty frame gives an empty ROI, which [`crate::preprocess::preprocess`] rejects like
+    /// any other). Exact for every `usize` size.
     pub const fn centre_square_percent(width: usize, height: usize, percent: usize) -> Roi {
         let p = if percent == 0 { 1 } else if percent > 100 { 100 } else { percent };
         let short = if width < height { width } else { height };
-        let side = {
-            let s = short * p / 100;
-            if s == 0 { 1 } else { s }
-        };
+        // floor(short * p / 100) without overflowing: short = 100q + r.
+        let s = short / 100 * p + short % 100 * p / 100;
+        let side = if s == 0 && short > 0 { 1 } else { s };
         Roi { x: (width - side) / 2, y: (height - side) / 2, width: side, height: side }
     }
 }

@@ -10,24 +10,8 @@ use runtime_mobile::{Activation, LayerSpec, Op, Pool, Quant, Shape};
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
 
-/// xorshift64*: deterministic, no dependency.
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `lo..=hi`.
-    pub fn range(&mut self, lo: i64, hi: i64) -> i64 {
-        lo + (self.next() % ((hi - lo + 1) as u64)) as i64
-    }
-    pub fn i8(&mut self) -> i8 {
-        self.next() as i8
-    }
-}
+mod rng;
+pub use rng::Rng;
 
 /// A conv/dense layer's tensors.
 #[derive(Clone, Debug)]

@@ -31,20 +31,9 @@ pub fn mnist_sources() -> Vec<(usize, u8, [u8; OUT_PIXELS])> {
     out
 }
 
-/// xorshift64*: deterministic noise, no dependency.
-pub struct Rng(pub u64);
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-    /// Uniform in `-amp..=amp`.
-    pub fn noise(&mut self, amp: i32) -> f32 {
-        if amp == 0 { 0.0 } else { (self.next() % (2 * amp as u64 + 1)) as f32 - amp as f32 }
-    }
-}
+#[path = "../common/rng.rs"]
+mod rng;
+pub use rng::Rng;
 
 /// Bilinear upscale of a 28x28 image to `size x size` (pixel centres aligned, black outside),
 /// like a phone UI enlarging a small bitmap.
