@@ -2,13 +2,15 @@
 //!
 //! - `model.int8.safetensors`: the int8 model in runtime-mobile's format (its `FORMAT.md`),
 //! - `model.onnx`: the float network as ONNX (opset 13),
-//! - `model.int8.onnx`: the int8 network as ONNX QOperator (QLinearConv, MaxPool),
+//! - `model.int8.onnx`: the int8 network as ONNX QOperator (QLinearConv, MaxPool); not written for
+//!   networks with an average pool, which its writer cannot express yet (`Report::skipped`),
 //! - `export-report.json`: sizes, f32 vs int8 accuracy and agreement, arena bytes, calibration,
 //!
-//! all beside the input. The modules, in the order data flows: [`source`] (read and validate the
-//! float model), [`calibrate`] (activation ranges), [`quantize`] (integer parameters),
-//! [`int8_file`] (runtime-mobile's safetensors), [`onnx`], [`evaluate`] (candle and runtime-mobile
-//! over the test set), [`report`].
+//! all beside the input, for any network `train --arch` writes (its layer list is in the
+//! metadata). The modules, in the order data flows: [`source`] (read and validate the float
+//! model), [`calibrate`] (activation ranges), [`quantize`] (integer parameters), [`int8_file`]
+//! (runtime-mobile's safetensors), [`onnx`] (f32 and int8), [`evaluate`] (candle and
+//! runtime-mobile over the test set), [`report`].
 //!
 //! Everything is built and checked in memory first ([`build`]); files are written only when all
 //! of them exist ([`Export::write`]), each atomically, so a failure leaves nothing behind.
@@ -25,10 +27,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, ensure};
 
-use crate::calibrate::CALIBRATED_LAYERS;
+use crate::calibrate::calibrated_layers;
 use crate::int8_file::Provenance;
 use crate::quantize::QuantizedModel;
-use crate::report::{Calibration, FileEntry, LayerQuant, Report};
+use crate::report::{Calibration, FileEntry, LayerQuant, Report, SkippedFile};
 
 /// How activation ranges are chosen (recorded in the int8 file and the report).
 pub const CALIBRATION_METHOD: &str = "min/max of each quantized layer's float output over the first N training images \
@@ -88,7 +90,7 @@ pub fn build(opts: &Options) -> Result<Export> {
     let source = source::load(&opts.input)?;
     let data = train::data::load(&opts.data_dir, source.dataset)?;
     let ranges = calibrate::calibrate(&source.model, &data.train, opts.calibration)?;
-    let quantized = quantize::quantize(&source.model, ranges)?;
+    let quantized = quantize::quantize(&source.model, &ranges)?;
 
     let test = match opts.test_limit {
         Some(n) => {
@@ -117,7 +119,17 @@ pub fn build(opts: &Options) -> Result<Export> {
     evaluate::parse(&int8_bytes)?;
 
     let onnx_f32 = onnx::encode(&onnx::f32::build(&source.model, &source.labels)?);
-    let onnx_int8 = onnx::encode(&onnx::qoperator::build(&quantized, &source.labels)?);
+    // The QOperator writer has no int8 average pool yet (standard ONNX has none before opset 19's
+    // float-only AveragePool; see qoperator.rs): such networks get every other file.
+    let has_avg_pool = source.model.arch.layers.iter().any(|l| matches!(l, train::model::Layer::AvgPool2d { .. }));
+    let (onnx_int8, skipped) = match onnx::qoperator::build(&quantized, &source.labels) {
+        Ok(m) => (Some(onnx::encode(&m)), Vec::new()),
+        Err(e) if has_avg_pool => {
+            let why = format!("the int8 ONNX writer cannot express this network's average pool ({e})");
+            (None, vec![SkippedFile { name: ONNX_INT8_FILE.to_owned(), why }])
+        }
+        Err(e) => return Err(e),
+    };
 
     let input_bytes = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
     let input_name = opts.input.file_name().map_or_else(|| opts.input.display().to_string(), |n| n.to_string_lossy().into_owned());
@@ -125,16 +137,17 @@ pub fn build(opts: &Options) -> Result<Export> {
     let report = Report {
         producer: concat!("export ", env!("CARGO_PKG_VERSION")).to_owned(),
         source: opts.input.display().to_string(),
+        architecture: (source.model.arch != train::model::Architecture::seed()).then(|| source.model.arch.describe()),
         dataset: dataset.to_owned(),
         calibration: Calibration {
             method: CALIBRATION_METHOD.to_owned(),
             images: opts.calibration,
-            layers: CALIBRATED_LAYERS
-                .iter()
-                .zip(ranges)
-                .map(|(layer, r)| {
+            layers: calibrated_layers(&source.model.arch)
+                .into_iter()
+                .zip(&ranges)
+                .map(|(layer, &r)| {
                     let q = quantize::activation_quant(r);
-                    LayerQuant { layer: (*layer).to_owned(), min: r.min, max: r.max, scale: q.scale, zero_point: q.zero_point }
+                    LayerQuant { layer: layer.name, min: r.min, max: r.max, scale: q.scale, zero_point: q.zero_point }
                 })
                 .collect(),
         },
@@ -144,12 +157,16 @@ pub fn build(opts: &Options) -> Result<Export> {
         accuracy_drop_points: (f32_accuracy - int8_accuracy) * 100.0,
         agreement: evaluate::agreement(&f32_predictions, &int8_predictions),
         arena_bytes: quantized.arena_bytes,
-        files: vec![
-            entry(&input_name, input_bytes as usize, "f32 input (train)"),
-            entry(INT8_FILE, int8_bytes.len(), "int8, runtime-mobile format"),
-            entry(ONNX_F32_FILE, onnx_f32.len(), "f32 ONNX, opset 13"),
-            entry(ONNX_INT8_FILE, onnx_int8.len(), "int8 ONNX QOperator, opset 13"),
-        ],
+        files: [
+            Some(entry(&input_name, input_bytes as usize, "f32 input (train)")),
+            Some(entry(INT8_FILE, int8_bytes.len(), "int8, runtime-mobile format")),
+            Some(entry(ONNX_F32_FILE, onnx_f32.len(), "f32 ONNX, opset 13")),
+            onnx_int8.as_ref().map(|b| entry(ONNX_INT8_FILE, b.len(), "int8 ONNX QOperator, opset 13")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
+        skipped,
     };
     let report_json = serde_json::to_vec_pretty(&report)?;
 
@@ -161,12 +178,15 @@ pub fn build(opts: &Options) -> Result<Export> {
         source,
         quantized,
         dir,
-        files: vec![
-            (INT8_FILE, int8_bytes),
-            (ONNX_F32_FILE, onnx_f32),
-            (ONNX_INT8_FILE, onnx_int8),
-            (REPORT_FILE, report_json),
-        ],
+        files: [
+            Some((INT8_FILE, int8_bytes)),
+            Some((ONNX_F32_FILE, onnx_f32)),
+            onnx_int8.map(|b| (ONNX_INT8_FILE, b)),
+            Some((REPORT_FILE, report_json)),
+        ]
+        .into_iter()
+        .flatten()
+        .collect(),
         report,
         test,
         f32_predictions,

@@ -10,11 +10,12 @@ use clap::Parser;
 #[command(
     version,
     about = "Quantize a trained model to int8 for runtime-mobile and export it to ONNX",
-    long_about = "Reads the model.safetensors that `train` writes and writes beside it:\n\n  \
+    long_about = "Reads the model.safetensors that `train` writes (any --arch network) and writes beside it:\n\n  \
         model.int8.safetensors  int8 model in runtime-mobile's format (runtime-mobile/FORMAT.md): int8 symmetric \
         per-output-channel weights, int32 biases, per-channel int32 multiplier + shift\n  \
         model.onnx              the float network, ONNX opset 13\n  \
-        model.int8.onnx         the int8 network, ONNX QOperator (QuantizeLinear, QLinearConv, MaxPool, DequantizeLinear)\n  \
+        model.int8.onnx         the int8 network, ONNX QOperator (QuantizeLinear, QLinearConv, MaxPool, DequantizeLinear); \
+        not written for networks with an average pool (the report says so)\n  \
         export-report.json      file sizes, f32 vs int8 test accuracy and agreement, arena bytes, calibration\n\n\
         Activation ranges are calibrated on the first N training images (--calibration): the min/max of each \
         layer's float output, with min = 0 after ReLU. int8 accuracy is measured by running runtime-mobile itself \

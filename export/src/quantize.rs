@@ -16,9 +16,9 @@ use anyhow::{Context, Result, bail, ensure};
 use runtime_mobile::format::{SHIFT_MAX, SHIFT_MIN};
 use runtime_mobile::{Activation, LayerSpec, Op, Pool, Quant, Shape};
 use train::data::IMAGE_SIDE;
-use train::model::Cnn;
+use train::model::{Architecture, Cnn, Layer};
 
-use crate::calibrate::{CALIBRATED_LAYERS, RELU_AFTER, Range};
+use crate::calibrate::{Range, calibrated_layers};
 
 /// Input quantization: pixels `p` in 0..=255 are the reals `p / 255`, so with this scale and
 /// zero point the int8 input is exactly `p - 128` (FORMAT.md).
@@ -134,8 +134,9 @@ pub struct QuantizedModel {
     pub layers: Vec<QuantizedLayer>,
     /// From runtime-mobile's own planner.
     pub arena_bytes: usize,
-    /// The calibrated ranges the output quantizations came from, one per [`CALIBRATED_LAYERS`].
-    pub ranges: [Range; 4],
+    /// The calibrated ranges the output quantizations came from, one per
+    /// [`calibrated_layers`](crate::calibrate::calibrated_layers).
+    pub ranges: Vec<Range>,
 }
 
 impl QuantizedModel {
@@ -149,60 +150,93 @@ impl QuantizedModel {
     }
 }
 
-const POOL_2X2: Pool = Pool { kernel: [2, 2], stride: [2, 2], padding: [0, 0] };
+/// A runtime pool window: square, no padding (train's pools do not pad).
+fn pool(kernel: usize, stride: usize) -> Pool {
+    Pool { kernel: [kernel, kernel], stride: [stride, stride], padding: [0, 0] }
+}
 
-/// Quantizes the seed CNN: conv2d+relu, max_pool2d, conv2d+relu, max_pool2d, flatten,
-/// dense+relu, dense. Shapes come from the tensors; runtime-mobile's planner validates the chain.
-pub fn quantize(model: &Cnn, ranges: [Range; 4]) -> Result<QuantizedModel> {
-    let named: Vec<(&str, Vec<usize>, Vec<f32>)> = model
+/// Checks that every layer of `arch` maps onto runtime-mobile's layers: conv2d and dense (each
+/// with the ReLU that directly follows it fused in), max and average pools, flatten. A ReLU
+/// anywhere else has no calibrated range to clamp at, so it is refused.
+pub fn check_convertible(arch: &Architecture) -> Result<()> {
+    arch.shapes()?;
+    for (i, layer) in arch.layers.iter().enumerate() {
+        if *layer == Layer::Relu && !matches!(i.checked_sub(1).map(|p| arch.layers[p]), Some(Layer::Conv2d { .. } | Layer::Dense { .. })) {
+            bail!("layer {i} (relu): export fuses a ReLU into the conv2d or dense layer right before it, and layer {i} follows none");
+        }
+    }
+    Ok(())
+}
+
+/// Quantizes `model`'s layer list into runtime-mobile's: conv2d [+ relu] and dense [+ relu] with
+/// their calibrated output ranges (`ranges`, one per [`calibrated_layers`]), pools and flatten as
+/// they are. Runtime-mobile's planner validates the result. For the seed this is conv2d+relu,
+/// max_pool2d, conv2d+relu, max_pool2d, flatten, dense+relu, dense.
+pub fn quantize(model: &Cnn, ranges: &[Range]) -> Result<QuantizedModel> {
+    let arch = &model.arch;
+    check_convertible(arch)?;
+    let calibrated = calibrated_layers(arch);
+    ensure!(ranges.len() == calibrated.len(), "{} calibrated ranges for {} quantized layers", ranges.len(), calibrated.len());
+    let named: Vec<(Vec<usize>, Vec<f32>)> = model
         .named_tensors()
-        .map(|(n, t)| Ok((n, t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?)))
+        .map(|(_, t)| Ok((t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?)))
         .collect::<Result<_>>()?;
-    let outputs = ranges.map(activation_quant);
-    let act = |i: usize| if RELU_AFTER[i] { Activation::Relu } else { Activation::None };
 
     let input_shape = Shape::Chw(1, IMAGE_SIDE, IMAGE_SIDE);
     let mut layers = Vec::new();
     let mut shape = input_shape;
     let mut input = INPUT_QUANT;
-    for (i, layer) in CALIBRATED_LAYERS.iter().enumerate() {
-        let (_, w_shape, w) = &named[2 * i];
-        let (_, _, b) = &named[2 * i + 1];
-        let output = outputs[i];
-        let params = quantize_layer(layer, w, w_shape, b, input, output)?;
-        match (w_shape.as_slice(), shape) {
-            (&[out_c, in_c, kh, kw], Shape::Chw(_, h, w)) => {
-                let (oh, ow) = (h + 1 - kh, w + 1 - kw);
-                let op = Op::Conv2d {
-                    in_channels: in_c,
-                    out_channels: out_c,
-                    kernel: [kh, kw],
-                    stride: [1, 1],
-                    padding: [0, 0],
-                    activation: act(i),
-                    output,
+    let mut q = 0;
+    let window = |n: usize, k: usize, s: usize, p: usize| (n + 2 * p - k) / s + 1;
+    for layer in &arch.layers {
+        let spec = match *layer {
+            Layer::Conv2d { .. } | Layer::Dense { .. } => {
+                let cal = &calibrated[q];
+                let output = activation_quant(ranges[q]);
+                let (w_shape, w) = &named[2 * q];
+                let (_, b) = &named[2 * q + 1];
+                let params = quantize_layer(&cal.name, w, w_shape, b, input, output)?;
+                let activation = if cal.relu { Activation::Relu } else { Activation::None };
+                q += 1;
+                input = output;
+                let spec = match (*layer, shape) {
+                    (Layer::Conv2d { in_channels, out_channels, kernel, stride, padding }, Shape::Chw(_, h, w)) => {
+                        let op = Op::Conv2d {
+                            in_channels,
+                            out_channels,
+                            kernel: [kernel, kernel],
+                            stride: [stride, stride],
+                            padding: [padding, padding],
+                            activation,
+                            output,
+                        };
+                        LayerSpec { op, output_shape: Shape::Chw(out_channels, window(h, kernel, stride, padding), window(w, kernel, stride, padding)) }
+                    }
+                    (Layer::Dense { in_features, out_features }, Shape::Flat(_)) => {
+                        LayerSpec { op: Op::Dense { in_features, out_features, activation, output }, output_shape: Shape::Flat(out_features) }
+                    }
+                    (l, s) => bail!("{}: {l:?} cannot take a {s} input", cal.name),
                 };
-                layers.push(QuantizedLayer { spec: LayerSpec { op, output_shape: Shape::Chw(out_c, oh, ow) }, params: Some(params) });
-                shape = Shape::Chw(out_c, oh / 2, ow / 2);
-                layers.push(QuantizedLayer { spec: LayerSpec { op: Op::MaxPool2d(POOL_2X2), output_shape: shape }, params: None });
+                layers.push(QuantizedLayer { spec, params: Some(params) });
+                shape = spec.output_shape;
+                continue;
             }
-            (&[out_f, in_f], _) => {
-                if let Shape::Chw(..) = shape {
-                    shape = Shape::Flat(shape.len().context("shape overflow")?);
-                    layers.push(QuantizedLayer { spec: LayerSpec { op: Op::Flatten, output_shape: shape }, params: None });
-                }
-                let op = Op::Dense { in_features: in_f, out_features: out_f, activation: act(i), output };
-                shape = Shape::Flat(out_f);
-                layers.push(QuantizedLayer { spec: LayerSpec { op, output_shape: shape }, params: Some(params) });
+            // Fused into the layer before it (`check_convertible`).
+            Layer::Relu => continue,
+            Layer::MaxPool2d { kernel, stride } | Layer::AvgPool2d { kernel, stride } => {
+                let Shape::Chw(c, h, w) = shape else { bail!("a pool needs a [C,H,W] input, got {shape}") };
+                let op = if matches!(layer, Layer::MaxPool2d { .. }) { Op::MaxPool2d(pool(kernel, stride)) } else { Op::AvgPool2d(pool(kernel, stride)) };
+                LayerSpec { op, output_shape: Shape::Chw(c, window(h, kernel, stride, 0), window(w, kernel, stride, 0)) }
             }
-            (s, _) => bail!("{layer}: weight shape {s:?} is neither a conv nor a dense weight"),
-        }
-        input = output;
+            Layer::Flatten => LayerSpec { op: Op::Flatten, output_shape: Shape::Flat(shape.len().context("shape overflow")?) },
+        };
+        shape = spec.output_shape;
+        layers.push(QuantizedLayer { spec, params: None });
     }
     let specs: Vec<LayerSpec> = layers.iter().map(|l| l.spec).collect();
     let arena_bytes = runtime_mobile::plan::arena_bytes(input_shape, &specs)
         .map_err(|e| anyhow::anyhow!("runtime-mobile cannot run this model: {e}"))?;
-    Ok(QuantizedModel { input_shape, input: INPUT_QUANT, layers, arena_bytes, ranges })
+    Ok(QuantizedModel { input_shape, input: INPUT_QUANT, layers, arena_bytes, ranges: ranges.to_vec() })
 }
 
 #[cfg(test)]

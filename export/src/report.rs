@@ -29,10 +29,20 @@ pub struct Calibration {
     pub layers: Vec<LayerQuant>,
 }
 
+/// An output that was not written, and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct SkippedFile {
+    pub name: String,
+    pub why: String,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub producer: String,
     pub source: String,
+    /// The network's line (`train`'s `architecture`), for networks other than the seed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub architecture: Option<String>,
     pub dataset: String,
     pub calibration: Calibration,
     /// Number of test images evaluated (the whole test split unless `--test-limit`).
@@ -47,6 +57,9 @@ pub struct Report {
     /// From runtime-mobile's planner (`runtime_mobile::plan::arena_bytes`).
     pub arena_bytes: usize,
     pub files: Vec<FileEntry>,
+    /// Outputs this network could not be written as (absent when every file was written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<SkippedFile>,
 }
 
 impl Report {
@@ -57,6 +70,9 @@ impl Report {
         let _ = writeln!(t, "{:<w$}  {:>10}", "file", "bytes");
         for f in &self.files {
             let _ = writeln!(t, "{:<w$}  {:>10}  {}", f.name, f.bytes, f.what);
+        }
+        for f in &self.skipped {
+            let _ = writeln!(t, "{:<w$}  {:>10}  {}", f.name, "skipped", f.why);
         }
         let _ = writeln!(t);
         let pct = |a: f64| format!("{:.2}%", a * 100.0);

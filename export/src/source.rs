@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use candle_core::{Device, Tensor};
 use candle_core::safetensors::Load;
-use train::checkpoint::{CHECKPOINT_FORMAT, MODEL_FORMAT};
+use train::checkpoint::{CHECKPOINT_FORMAT, MODEL_FORMAT, arch_keys, architecture_from_metadata};
 use train::data::{CLASSES, DatasetKind};
-use train::model::{ARCHITECTURE, Cnn, PARAMS};
+use train::model::{ARCHITECTURE, Architecture, Cnn};
 
 /// A float model ready to quantize.
 pub struct Source {
@@ -46,14 +46,27 @@ pub fn load(path: &Path) -> Result<Source> {
     }
     ensure!(format == MODEL_FORMAT, "{shown}: metadata `format` is `{format}`, expected `{MODEL_FORMAT}`");
 
-    // The architecture line is the contract between train and export: a different network would
-    // need a different layer list for runtime-mobile, which this exporter does not know how to build.
+    // The layer list is the contract between train and export; files from before layer lists
+    // hold the seed network, named by its architecture line.
     let architecture = field("architecture")?;
-    ensure!(
-        architecture == ARCHITECTURE,
-        "{shown}: architecture `{architecture}` is not one export can convert for runtime-mobile; \
-         the supported architecture is `{ARCHITECTURE}`"
-    );
+    let arch = if meta.contains_key(arch_keys::LAYERS) {
+        let arch = architecture_from_metadata(&meta).with_context(|| format!("{shown}"))?;
+        ensure!(
+            architecture == arch.describe(),
+            "{shown}: architecture `{architecture}` does not describe its `layers` (`{}`)",
+            arch.describe()
+        );
+        arch
+    } else {
+        ensure!(
+            architecture == ARCHITECTURE,
+            "{shown}: architecture `{architecture}` is not one export can convert for runtime-mobile: \
+             it has no `layers` list, and without one only the seed (`{ARCHITECTURE}`) is known"
+        );
+        Architecture::seed()
+    };
+    crate::quantize::check_convertible(&arch)
+        .with_context(|| format!("{shown}: the `{}` network is not one export can convert for runtime-mobile", arch.name))?;
 
     let dataset_name = field("dataset")?;
     let dataset: DatasetKind = serde_json::from_value(serde_json::Value::String(dataset_name.to_owned()))
@@ -67,10 +80,10 @@ pub fn load(path: &Path) -> Result<Source> {
     );
     let recorded_test_accuracy = meta.get("test_accuracy").and_then(|v| v.parse().ok());
 
-    check_tensors(&st).with_context(|| format!("{shown} does not hold the tensors of the seed CNN"))?;
+    check_tensors(&st, &arch).with_context(|| format!("{shown} does not hold the tensors of the `{}` CNN", arch.name))?;
     let device = Device::Cpu;
     let tensor = |name: &str| -> Option<Tensor> { st.tensor(name).ok().and_then(|v| v.load(&device).ok()) };
-    let model = Cnn::from_tensors(tensor).with_context(|| format!("{shown}"))?;
+    let model = Cnn::from_tensors_for(&arch, tensor).with_context(|| format!("{shown}"))?;
     for (name, t) in model.named_tensors() {
         let values = t.flatten_all()?.to_vec1::<f32>()?;
         if let Some(i) = values.iter().position(|v| !v.is_finite()) {
@@ -80,10 +93,12 @@ pub fn load(path: &Path) -> Result<Source> {
     Ok(Source { path: path.to_owned(), model, dataset, labels, recorded_test_accuracy })
 }
 
-/// Lists every difference between the file's tensors and [`PARAMS`].
-fn check_tensors(st: &safetensors::SafeTensors<'_>) -> Result<()> {
+/// Lists every difference between the file's tensors and `arch`'s parameters.
+fn check_tensors(st: &safetensors::SafeTensors<'_>, arch: &Architecture) -> Result<()> {
+    let params = arch.params();
     let mut problems = Vec::new();
-    for &(name, shape, _) in &PARAMS {
+    for p in &params {
+        let (name, shape) = (p.name.as_str(), p.shape.as_slice());
         match st.tensor(name) {
             Err(_) => problems.push(format!("tensor `{name}` is missing")),
             Ok(view) => {
@@ -96,7 +111,7 @@ fn check_tensors(st: &safetensors::SafeTensors<'_>) -> Result<()> {
             }
         }
     }
-    let mut extra: Vec<String> = st.names().into_iter().filter(|n| !PARAMS.iter().any(|p| p.0 == *n)).map(str::to_owned).collect();
+    let mut extra: Vec<String> = st.names().into_iter().filter(|n| !params.iter().any(|p| p.name == **n)).map(str::to_owned).collect();
     extra.sort();
     for name in extra {
         problems.push(format!("unexpected tensor `{name}`"));

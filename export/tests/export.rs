@@ -17,7 +17,7 @@ use tract_onnx::prelude::*;
 fn candle_logits() -> Vec<f32> {
     let f = fixture();
     let x = images(&f.export.test, 0, f.export.test.len()).unwrap();
-    let [.., logits] = layer_outputs(&f.export.source.model, &x).unwrap();
+    let logits = layer_outputs(&f.export.source.model, &x).unwrap().pop().unwrap();
     assert_eq!(
         logits.argmax(1).unwrap().to_vec1::<u32>().unwrap().iter().map(|&p| p as u8).collect::<Vec<_>>(),
         f.export.f32_predictions,
@@ -92,6 +92,61 @@ fn int8_file_is_what_runtime_mobile_expects() {
     let meta = header.metadata().clone().unwrap();
     assert_eq!(meta[keys::LABELS], r#"["0","1","2","3","4","5","6","7","8","9"]"#);
     assert_eq!(meta["dataset"], "mnist");
+}
+
+/// The int8 ONNX holds uint8 activations (onnxruntime's fast u8 x s8 kernels) and int8 weights:
+/// every activation zero point is the int8 file's `zp + 128`, every weight and weight zero point
+/// int8, and no activation value is declared int8.
+#[test]
+fn int8_onnx_has_uint8_activations_and_int8_weights() {
+    use prost::Message;
+    use tract_onnx::pb::{ModelProto, tensor_proto::DataType};
+
+    let f = fixture();
+    let runtime = runtime_mobile::Model::parse(f.export.file(export::INT8_FILE).unwrap()).unwrap();
+    let onnx = ModelProto::decode(f.export.file(export::ONNX_INT8_FILE).unwrap()).unwrap();
+    let graph = onnx.graph.as_ref().unwrap();
+    let init = |name: &str| graph.initializer.iter().find(|t| t.name == name).unwrap_or_else(|| panic!("no initializer {name}"));
+    let (mut activation_zps, mut weights) = (Vec::new(), Vec::new());
+    for n in &graph.node {
+        let slots: &[usize] = match n.op_type.as_str() {
+            "QuantizeLinear" | "DequantizeLinear" => &[2],
+            "QLinearConv" => {
+                weights.push((n.input[3].clone(), n.input[5].clone()));
+                &[2, 7]
+            }
+            _ => &[],
+        };
+        activation_zps.extend(slots.iter().map(|&i| n.input[i].clone()));
+    }
+    assert_eq!(weights.len(), 4, "two conv and two dense layers");
+    assert_eq!(activation_zps.len(), 2 + 2 * 4);
+    for name in &activation_zps {
+        let t = init(name);
+        assert_eq!(t.data_type, DataType::Uint8 as i32, "{name}");
+        assert_eq!(t.raw_data.len(), 1, "{name}: one scalar zero point");
+    }
+    // The same zero points as the runtime's file, shifted by 128.
+    let want_input = (runtime.input_quant().zero_point + 128) as u8;
+    assert_eq!(init("input.zero_point").raw_data, [want_input]);
+    assert_eq!(want_input, 0, "pixels 0..1 calibrate to int8 zero point -128");
+    for (i, l) in runtime.layers().iter().enumerate() {
+        if let Op::Conv2d { output, .. } | Op::Dense { output, .. } = l.op {
+            let want = (output.zero_point + 128) as u8;
+            assert_eq!(init(&format!("layers.{i}.output.zero_point")).raw_data, [want], "layer {i}");
+        }
+    }
+    for (w, zp) in &weights {
+        assert_eq!(init(w).data_type, DataType::Int8 as i32, "{w}");
+        let zp = init(zp);
+        assert_eq!(zp.data_type, DataType::Int8 as i32, "{}", zp.name);
+        assert!(zp.raw_data.iter().all(|&b| b == 0), "{}: symmetric weights", zp.name);
+    }
+    for vi in graph.value_info.iter().chain(&graph.input).chain(&graph.output) {
+        if let Some(tract_onnx::pb::type_proto::Value::TensorType(t)) = vi.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            assert_ne!(t.elem_type, DataType::Int8 as i32, "{}: activations are uint8", vi.name);
+        }
+    }
 }
 
 #[test]

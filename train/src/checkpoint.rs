@@ -2,11 +2,14 @@
 //! `model.safetensors` that `export` reads. Both are standard safetensors, written atomically.
 //!
 //! `model.safetensors`: the f32 tensors named as in [`crate::model`], and `__metadata__` keys
-//! `format` (`train-model/1`), `architecture`, `recipe` (JSON), `dataset`, `class_names` (JSON
-//! list), `epochs`, `test_accuracy`.
+//! `format` (`train-model/1`), `architecture` (one human-readable line), `layers` (the layer
+//! list, JSON, as [`crate::model::Layer`] serialises), `arch` (its name), `recipe` (JSON),
+//! `dataset`, `class_names` (JSON list), `epochs`, `test_accuracy`. Files written before
+//! `layers` existed hold the seed network (their `architecture` is [`crate::model::ARCHITECTURE`]).
 //!
 //! `checkpoint.safetensors`: the same tensors, plus `adam.m.<name>` and `adam.v.<name>` for the
-//! optimizer moments, and metadata `format` (`train-checkpoint/1`), `recipe`, `epochs_done`,
+//! optimizer moments, and metadata `format` (`train-checkpoint/1`), `architecture`, `layers`,
+//! `arch`, `recipe`, `epochs_done`,
 //! `adam_step`, `rng_word_pos` (position of the shuffling RNG's stream, which with the recipe's
 //! seed is its whole state) and `history` (the per-epoch metrics so far, JSON).
 
@@ -18,7 +21,7 @@ use candle_core::{Device, Tensor};
 use candle_core::safetensors::Load;
 
 use crate::metrics::EpochMetrics;
-use crate::model::{ARCHITECTURE, Cnn};
+use crate::model::{Architecture, Cnn};
 use crate::optim::{Adam, AdamConfig};
 use crate::run::Recipe;
 
@@ -55,17 +58,45 @@ fn json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("metadata types serialise")
 }
 
+/// Metadata keys naming the network: `architecture`, `layers`, `arch`.
+pub mod arch_keys {
+    pub const ARCHITECTURE: &str = "architecture";
+    pub const LAYERS: &str = "layers";
+    pub const ARCH: &str = "arch";
+}
+
+fn with_architecture(mut metadata: HashMap<String, String>, arch: &Architecture) -> HashMap<String, String> {
+    metadata.insert(arch_keys::ARCHITECTURE.to_owned(), arch.describe());
+    metadata.insert(arch_keys::LAYERS.to_owned(), arch.layers_json());
+    metadata.insert(arch_keys::ARCH.to_owned(), arch.name.clone());
+    metadata
+}
+
+/// The network a file's metadata describes: its `layers` (named by `arch`, else `custom`), or for
+/// files from before layer lists, the seed if `architecture` is the seed's line.
+pub fn architecture_from_metadata(meta: &HashMap<String, String>) -> Result<Architecture> {
+    if let Some(layers) = meta.get(arch_keys::LAYERS) {
+        let name = meta.get(arch_keys::ARCH).map_or("custom", String::as_str);
+        return Architecture::from_layers_json(name, layers);
+    }
+    match meta.get(arch_keys::ARCHITECTURE) {
+        Some(line) if *line == crate::model::ARCHITECTURE => Ok(Architecture::seed()),
+        Some(line) => bail!("metadata has no `layers`, and its architecture `{line}` is not the seed's"),
+        None => bail!("metadata has neither `layers` nor `architecture`"),
+    }
+}
+
 pub fn save_model(path: &Path, model: &Cnn, recipe: &Recipe, epochs: usize, test_accuracy: f64) -> Result<()> {
     let tensors = model.named_tensors().map(|(n, t)| (n.to_owned(), t.clone())).collect();
     let metadata = HashMap::from([
         ("format".to_owned(), MODEL_FORMAT.to_owned()),
-        ("architecture".to_owned(), ARCHITECTURE.to_owned()),
         ("recipe".to_owned(), json(recipe)),
         ("dataset".to_owned(), recipe.dataset.name().to_owned()),
         ("class_names".to_owned(), json(&recipe.dataset.class_names())),
         ("epochs".to_owned(), epochs.to_string()),
         ("test_accuracy".to_owned(), test_accuracy.to_string()),
     ]);
+    let metadata = with_architecture(metadata, &model.arch);
     let bytes = serialize(tensors, metadata)?;
     crate::atomic::write_atomically(path, &bytes).with_context(|| format!("writing {}", path.display()))
 }
@@ -79,13 +110,13 @@ pub fn save_checkpoint(path: &Path, recipe: &Recipe, state: &TrainState) -> Resu
     }
     let metadata = HashMap::from([
         ("format".to_owned(), CHECKPOINT_FORMAT.to_owned()),
-        ("architecture".to_owned(), ARCHITECTURE.to_owned()),
         ("recipe".to_owned(), json(recipe)),
         ("epochs_done".to_owned(), state.epochs_done.to_string()),
         ("adam_step".to_owned(), state.adam.step.to_string()),
         ("rng_word_pos".to_owned(), state.rng_word_pos.to_string()),
         ("history".to_owned(), json(&state.history)),
     ]);
+    let metadata = with_architecture(metadata, &state.model.arch);
     let bytes = serialize(tensors, metadata)?;
     crate::atomic::write_atomically(path, &bytes).with_context(|| format!("writing {}", path.display()))
 }
@@ -103,8 +134,17 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Checkpoint> {
         bail!("{}: format `{}` is not {CHECKPOINT_FORMAT}", path.display(), field("format")?);
     }
     let recipe: Recipe = serde_json::from_str(field("recipe")?).context("checkpoint recipe")?;
+    let arch = architecture_from_metadata(&meta).with_context(|| format!("{}", path.display()))?;
+    let preset = recipe.architecture().with_context(|| format!("{}", path.display()))?;
+    if arch.layers != preset.layers {
+        bail!(
+            "{}: its layers are not those of the `{}` preset it names (written by another version of train?)",
+            path.display(),
+            recipe.arch
+        );
+    }
     let tensor = |name: &str| -> Option<Tensor> { st.tensor(name).ok().and_then(|v| v.load(device).ok()) };
-    let model = Cnn::from_tensors(tensor).with_context(|| format!("{}", path.display()))?;
+    let model = Cnn::from_tensors_for(&preset, tensor).with_context(|| format!("{}", path.display()))?;
     let moments = |kind: &str| -> Result<Vec<Tensor>> {
         model
             .named_tensors()

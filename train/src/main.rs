@@ -15,8 +15,9 @@ use train::run::{self, Recipe, RunOptions};
 #[derive(Parser, Debug)]
 #[command(
     version,
-    about = "Train the seed MNIST CNN with candle",
-    long_about = "Train the seed CNN (conv 5x5 32 + pool, conv 5x5 64 + pool, dense 64, dense 10) with Adam.\n\n\
+    about = "Train the seed MNIST CNN (or another preset network, --arch) with candle",
+    long_about = "Train the seed CNN (conv 5x5 32 + pool, conv 5x5 64 + pool, dense 64, dense 10) with Adam, \
+        or another preset network (--arch).\n\n\
         With no arguments it trains the seed recipe (5 epochs, batch 32, lr 1e-3, seed 0) on MNIST from \
         data/mnist/ and writes model.safetensors, checkpoint.safetensors, metrics.json, curves.png, \
         confusion.png and samples.png to artifacts/mnist/.\n\n\
@@ -26,6 +27,14 @@ struct Cli {
     /// Folder holding the data sets: either `<dir>/<dataset>/` with the four IDX files, or the files directly.
     #[arg(long, default_value = "data")]
     data_dir: PathBuf,
+    /// The network [default: seed]:
+    /// `seed` conv 5x5 1->32, ReLU, maxpool 2; conv 5x5 32->64, ReLU, maxpool 2; dense 1024->64, ReLU; dense 64->10.
+    /// `narrow` conv 5x5 1->8, ReLU, maxpool 2; conv 5x5 8->16, ReLU, maxpool 2; dense 256->32, ReLU; dense 32->10.
+    /// `wide` conv 3x3 pad 1 1->16, ReLU, maxpool 2; conv 3x3 pad 1 16->32, ReLU, avgpool 2; dense 1568->128, ReLU; dense 128->10.
+    /// `strided` conv 3x3 stride 2 pad 1 1->16, ReLU; conv 3x3 stride 2 pad 1 16->32, ReLU; dense 1568->10.
+    /// A resumed run keeps its checkpoint's network.
+    #[arg(long, value_parser = clap::builder::PossibleValuesParser::new(train::model::PRESETS), verbatim_doc_comment)]
+    arch: Option<String>,
     /// Which data set to train on.
     #[arg(long, value_enum, default_value_t = DatasetKind::Mnist)]
     dataset: DatasetKind,
@@ -51,7 +60,7 @@ struct Cli {
     /// `off` launches every kernel from the host (slower; for comparison and debugging).
     #[arg(long, value_enum, default_value_t = Switch::On)]
     cuda_graph: Switch,
-    /// Output folder [default: artifacts/<dataset>].
+    /// Output folder [default: artifacts/<dataset>, or artifacts/<dataset>-<arch> for an --arch other than seed].
     #[arg(long)]
     out: Option<PathBuf>,
     /// Continue the run whose checkpoint is in the output folder (its recipe is kept; --epochs may raise the total).
@@ -120,6 +129,7 @@ fn recipe_for(cli: &Cli, resumed: Option<&Recipe>) -> Result<Recipe> {
             lr: cli.lr.unwrap_or(seed.lr),
             seed: cli.seed.unwrap_or(seed.seed),
             limit: cli.limit,
+            arch: cli.arch.clone().unwrap_or(seed.arch),
         });
     };
     let conflicts = [
@@ -128,6 +138,7 @@ fn recipe_for(cli: &Cli, resumed: Option<&Recipe>) -> Result<Recipe> {
         (cli.lr.is_some_and(|l| l != saved.lr), "--lr"),
         (cli.seed.is_some_and(|s| s != saved.seed), "--seed"),
         (cli.limit.is_some() && cli.limit != saved.limit, "--limit"),
+        (cli.arch.as_ref().is_some_and(|a| *a != saved.arch), "--arch"),
     ];
     if let Some((_, flag)) = conflicts.iter().find(|(c, _)| *c) {
         bail!("{flag} differs from the checkpoint's recipe {saved:?}; a resumed run keeps its recipe (only --epochs may change)");
@@ -147,7 +158,13 @@ fn main() -> ExitCode {
 
 fn real_main() -> Result<()> {
     let cli = Cli::parse();
-    let out_dir = cli.out.clone().unwrap_or_else(|| PathBuf::from("artifacts").join(cli.dataset.name()));
+    let out_dir = cli.out.clone().unwrap_or_else(|| {
+        let folder = match cli.arch.as_deref() {
+            None | Some(train::model::SEED) => cli.dataset.name().to_owned(),
+            Some(arch) => format!("{}-{arch}", cli.dataset.name()),
+        };
+        PathBuf::from("artifacts").join(folder)
+    });
     let (device, why) = pick_device(cli.device)?;
     let say = |line: &str| {
         if !cli.quiet {

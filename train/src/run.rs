@@ -13,7 +13,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::checkpoint::{self, CHECKPOINT_FILE, MODEL_FILE, TrainState};
 use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, IMAGE_SIDE, Split};
 use crate::metrics::{self, EpochMetrics, MetricsFile};
-use crate::model::Cnn;
+use crate::model::{Architecture, Cnn};
 use crate::optim::{Adam, AdamConfig};
 use crate::plots;
 
@@ -28,12 +28,25 @@ pub struct Recipe {
     pub seed: u64,
     /// Train on the first `limit` training images only.
     pub limit: Option<usize>,
+    /// The network: a name from [`crate::model::PRESETS`]. Files written before there was a
+    /// choice hold no `arch`: they are the seed.
+    #[serde(default = "seed_arch")]
+    pub arch: String,
+}
+
+fn seed_arch() -> String {
+    crate::model::SEED.to_owned()
 }
 
 impl Recipe {
     /// The seed recipe: Adam 1e-3, batch 32, 5 epochs.
     pub fn seed_recipe(dataset: DatasetKind) -> Recipe {
-        Recipe { dataset, epochs: 5, batch_size: 32, lr: 1e-3, seed: 0, limit: None }
+        Recipe { dataset, epochs: 5, batch_size: 32, lr: 1e-3, seed: 0, limit: None, arch: seed_arch() }
+    }
+
+    /// The recipe's network.
+    pub fn architecture(&self) -> Result<Architecture> {
+        Architecture::preset(&self.arch).map_err(|e| anyhow::anyhow!("--arch: {e}"))
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -49,6 +62,7 @@ impl Recipe {
         if self.limit == Some(0) {
             bail!("--limit must be at least 1");
         }
+        self.architecture()?;
         Ok(())
     }
 }
@@ -279,11 +293,18 @@ pub fn run(recipe: &Recipe, data: &Dataset, resume_from: Option<TrainState>, opt
     let mut rng = ChaCha8Rng::seed_from_u64(recipe.seed);
     let mut state = match resume_from {
         Some(state) => {
+            if state.model.arch != recipe.architecture()? {
+                bail!(
+                    "the state to resume is a `{}` network, the recipe asks for `{}`",
+                    state.model.arch.name,
+                    recipe.arch
+                );
+            }
             rng.set_word_pos(state.rng_word_pos);
             state
         }
         None => {
-            let model = Cnn::init(&mut rng, device)?;
+            let model = Cnn::with_arch(&recipe.architecture()?, &mut rng, device)?;
             let adam = Adam::new(AdamConfig::with_lr(recipe.lr), &model.vars)?;
             TrainState { model, adam, epochs_done: 0, rng_word_pos: rng.get_word_pos(), history: Vec::new() }
         }
