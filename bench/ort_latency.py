@@ -18,9 +18,6 @@ per-call cost is included; `--floor` also times an Identity model with the same 
 shapes to show that cost. `--profile` adds onnxruntime's own per-node kernel times (from its
 profiler, in a separate session after the timing) to show where the time goes.
 
-`ort_latency.py --make-u8 SRC.onnx DST.onnx` instead writes the uint8-activation twin of export's
-int8 file (see make_u8_variant) and exits.
-
 Before timing, every model classifies all N images; the counts that match the labels are written
 to OUT.json with the timings and versions.
 """
@@ -146,43 +143,7 @@ def node_profile(path: str, x: np.ndarray, runs: int = 200) -> list:
     return [{"node": n, "op": op, "median_us": statistics.median(d)} for (n, op), d in times.items()]
 
 
-def make_u8_variant(src: Path, dst: Path) -> None:
-    """Writes `src` (export's QOperator file, int8 activations) with uint8 activations: every
-    activation zero point (QuantizeLinear/DequantizeLinear input 2, QLinearConv inputs 2 and 7)
-    becomes the uint8 `zp + 128`; weights stay int8. q_u8 = q_s8 + 128 for every activation and
-    every clamp, so it is the same network with the same integers, only on onnxruntime's
-    preferred u8 x s8 kernels."""
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(src))
-    act_zps = set()
-    for node in model.graph.node:
-        slots = {"QuantizeLinear": (2,), "DequantizeLinear": (2,), "QLinearConv": (2, 7)}.get(node.op_type, ())
-        act_zps.update(node.input[i] for i in slots if i < len(node.input))
-    inits = []
-    for t in model.graph.initializer:
-        if t.name in act_zps:
-            a = numpy_helper.to_array(t)
-            if a.dtype != np.int8:
-                sys.exit(f"{src}: activation zero point {t.name} is {a.dtype}, not int8")
-            t = numpy_helper.from_array((a.astype(np.int16) + 128).astype(np.uint8), t.name)
-        inits.append(t)
-    del model.graph.initializer[:]
-    model.graph.initializer.extend(inits)
-    for vi in model.graph.value_info:
-        if vi.type.tensor_type.elem_type == onnx.TensorProto.INT8:
-            vi.type.tensor_type.elem_type = onnx.TensorProto.UINT8
-    model.doc_string = (model.doc_string + "\n" if model.doc_string else "") + \
-        f"uint8-activation variant of {src.name} written by bench/ort_latency.py --make-u8"
-    onnx.checker.check_model(model, full_check=True)
-    onnx.save(model, str(dst))
-
-
 def main() -> None:
-    if len(sys.argv) == 4 and sys.argv[1] == "--make-u8":
-        make_u8_variant(Path(sys.argv[2]), Path(sys.argv[3]))
-        return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", action="append", required=True, metavar="NAME=PATH")
     p.add_argument("--data-dir", type=Path, required=True, help="folder with the t10k IDX files")

@@ -180,14 +180,34 @@ fn conv(
     if t.weight.len() != oc * k_len || scratch.len() < k_len || out.len() != oc * ph * pw {
         return Err(BROKEN);
     }
-    let (patch, rest) = scratch.split_at_mut(k_len);
-    let patch = as_i8_mut(patch);
-    let ints = i32_area(rest, oc.checked_mul(3).ok_or(BROKEN)?)?;
+    // The patch gets up to 8 bytes of slack when the arena has them (the plan reserves none; the
+    // MNIST conv1 stage has kilobytes spare), so that its last rows move as 8-byte copies too.
+    let ints_bytes = oc.checked_mul(12).and_then(|n| n.checked_add(3)).ok_or(BROKEN)?;
+    let patch_cap = scratch.len().saturating_sub(ints_bytes).clamp(k_len, k_len + 8);
+    let (patch_buf, rest) = scratch.split_at_mut(patch_cap);
+    let patch_buf = as_i8_mut(patch_buf);
+    // Short patches (k < PAIRS_MAX_K) go through `matvec_pairs_i16` when the arena has room for
+    // the weights as i16 pairs beyond the planned scratch (the plan reserves none for them).
+    let kp = k_len.div_ceil(2);
+    let pairs_len = kp.checked_mul(oc).and_then(|n| n.checked_add(kp)).ok_or(BROKEN)?;
+    let base_len = oc.checked_mul(3).ok_or(BROKEN)?;
+    let room = as_i32_mut(rest).len();
+    let use_pairs = k_len < PAIRS_MAX_K && room >= base_len.saturating_add(pairs_len);
+    let ints = i32_area(rest, base_len + if use_pairs { pairs_len } else { 0 })?;
     let (acc, rest) = ints.split_at_mut(oc);
-    let (corr, pacc) = rest.split_at_mut(oc);
+    let (corr, rest) = rest.split_at_mut(oc);
+    let (pacc, pairs) = rest.split_at_mut(oc);
+    let (wt, xp) = pairs.split_at_mut(if use_pairs { kp * oc } else { 0 });
+    if use_pairs {
+        pack_weight_pairs(t.weight, k_len, oc, wt);
+    }
+    let (corr, pacc) = (&mut corr[..oc], &mut pacc[..oc]);
     fold_zero_point(k, t, k_len, st.in_zp, corr);
+    let corr = &*corr;
+    let matvec = matvec_for(k, t.weight);
     let rq = requant_params(t, st, relu);
     let geom = Im2col { c, h, w, kh, kw, pad_h, pad_w, pad_val: st.in_zp as i8 };
+    let plane = ph * pw;
 
     for py in 0..ph {
         for px in 0..pw {
@@ -209,10 +229,16 @@ fn conv(
                         continue;
                     }
                     count += 1;
-                    geom.gather(x, [cy * sh, cx * sw], patch);
-                    (k.matvec_i8)(t.weight, patch, acc);
+                    geom.gather(x, [cy * sh, cx * sw], patch_buf);
+                    let acc = &mut acc[..oc];
+                    if use_pairs {
+                        pack_pairs(&patch_buf[..k_len], xp);
+                        (k.matvec_pairs_i16)(wt, xp, acc);
+                    } else {
+                        matvec(t.weight, &patch_buf[..k_len], acc);
+                    }
                     if avg {
-                        for (a, &c) in acc.iter_mut().zip(&*corr) {
+                        for (a, &c) in acc.iter_mut().zip(corr) {
                             *a = a.wrapping_add(c);
                         }
                         (k.requantize_i32)(acc, &rq);
@@ -220,9 +246,7 @@ fn conv(
                             *p += q;
                         }
                     } else {
-                        for (p, (&a, &c)) in pacc.iter_mut().zip(acc.iter().zip(&*corr)) {
-                            *p = (*p).max(a.wrapping_add(c));
-                        }
+                        max_into(pacc, acc, corr);
                     }
                 }
             }
@@ -235,13 +259,143 @@ fn conv(
             } else {
                 (k.requantize_i32)(pacc, &rq);
             }
-            // CHW output: channel o's plane starts at o * ph * pw.
-            for (o, &v) in out.iter_mut().skip(py * pw + px).step_by(ph * pw).zip(&*pacc) {
-                *o = v as i8;
-            }
+            scatter(out, py * pw + px, plane, pacc);
         }
     }
     Ok(())
+}
+
+/// `pacc[i] = max(pacc[i], acc[i] + corr[i])` (wrapping add). Out of line, so its loop gets the
+/// registers (inlined into `conv` it spilled); equal lengths let it vectorize.
+#[inline(never)]
+fn max_into(pacc: &mut [i32], acc: &[i32], corr: &[i32]) {
+    let n = pacc.len().min(acc.len()).min(corr.len());
+    let (pacc, acc, corr) = (&mut pacc[..n], &acc[..n], &corr[..n]);
+    for i in 0..n {
+        pacc[i] = pacc[i].max(acc[i].wrapping_add(corr[i]));
+    }
+}
+
+/// Writes channel `o`'s value to `out[cell + o * plane]` (CHW: channel o's plane starts at
+/// `o * plane`), for every `o < vals.len()` that fits `out`.
+#[inline(never)]
+fn scatter(out: &mut [i8], cell: usize, plane: usize, vals: &[i32]) {
+    let Some(dst) = out.get_mut(cell..) else { return };
+    for (d, &v) in dst.iter_mut().step_by(plane.max(1)).zip(vals) {
+        *d = v as i8;
+    }
+}
+
+/// Patches shorter than this use `matvec_pairs_i16` when the arena allows; longer ones
+/// `matvec_i8(_sym)`, which is as fast there and needs no copy of the weights.
+const PAIRS_MAX_K: usize = 64;
+
+/// Packs two i8 as the low and high i16 halves of an i32.
+#[inline]
+fn pair(lo: i8, hi: i8) -> i32 {
+    ((lo as i16 as u16 as u32) | ((hi as i16 as u16 as u32) << 16)) as i32
+}
+
+/// `xp[p] = pair(v[2p], v[2p + 1])`, a missing last element as 0.
+#[inline(never)]
+fn pack_pairs(v: &[i8], xp: &mut [i32]) {
+    let n = (v.len() / 2).min(xp.len());
+    // Exact-length slices and an index loop: LLVM vectorizes it.
+    let (src, dst) = (&v[..2 * n], &mut xp[..n]);
+    for p in 0..n {
+        dst[p] = pair(src[2 * p], src[2 * p + 1]);
+    }
+    if let (Some(d), Some(&last)) = (xp.get_mut(n), v.get(2 * n)) {
+        *d = pair(last, 0);
+    }
+}
+
+/// The `[k/2][n]` i16-pair layout `matvec_pairs_i16` takes of the `[n][k]` weights `w`:
+/// `wt[p * n + j] = pair(w[j][2p], w[j][2p + 1])`.
+fn pack_weight_pairs(w: &[i8], k: usize, n: usize, wt: &mut [i32]) {
+    if k == 0 {
+        return;
+    }
+    for (j, row) in w.chunks_exact(k).take(n).enumerate() {
+        for (p, c) in row.chunks(2).enumerate() {
+            if let Some(d) = wt.get_mut(p * n + j) {
+                *d = pair(c[0], c.get(1).copied().unwrap_or(0));
+            }
+        }
+    }
+}
+
+/// The matvec for a layer's weights: the faster `matvec_i8_sym` unless a weight is -128 (never
+/// in export's symmetric weights, but the format allows it). One pass over the weights per
+/// layer and inference, a vectorized min.
+fn matvec_for(k: &Kernels, weight: &[i8]) -> fn(&[i8], &[i8], &mut [i32]) {
+    // Branch-free OR of comparisons over fixed-size chunks: LLVM vectorizes it (a short-circuit
+    // `any` it does not).
+    let mut chunks = weight.chunks_exact(64);
+    let mut has_min = 0u8;
+    for c in &mut chunks {
+        has_min |= c.iter().fold(0u8, |a, &v| a | (v == i8::MIN) as u8);
+    }
+    has_min |= chunks.remainder().iter().fold(0u8, |a, &v| a | (v == i8::MIN) as u8);
+    if has_min == 0 { k.matvec_i8_sym } else { k.matvec_i8 }
+}
+
+/// Copies `rows` runs of 8 bytes: run `r` (channel `r / kh`, kernel row `r % kh`) from
+/// `src + (r / kh) * plane + (r % kh) * stride` to `dst + r * run` (runs overlap when
+/// `run < 8`; each is written in increasing order, so every run's first `run` bytes survive).
+///
+/// # Safety
+/// Every run's 8-byte read and write must be in bounds of their allocations, which must not
+/// overlap each other.
+#[inline(never)]
+unsafe fn copy_rows8(src: *const i8, stride: usize, plane: usize, kh: usize, dst: *mut i8, run: usize, rows: usize) {
+    // SAFETY (both calls): the caller's contract, passed on unchanged.
+    match kh {
+        // The common kernel heights, unrolled (MNIST's 5x5): a channel is kh load/store pairs.
+        5 => unsafe { copy_rows8_kh::<5>(src, stride, plane, dst, run, rows) },
+        3 => unsafe { copy_rows8_kh::<3>(src, stride, plane, dst, run, rows) },
+        _ => {
+            let (mut ch, mut d, mut left) = (src, dst, rows);
+            while left > 0 && kh > 0 {
+                let mut s = ch;
+                for _ in 0..kh.min(left) {
+                    // SAFETY: this run is one of the `rows` runs the caller vouches for.
+                    unsafe { core::ptr::write_unaligned(d.cast::<u64>(), core::ptr::read_unaligned(s.cast::<u64>())) };
+                    s = s.wrapping_add(stride);
+                    d = d.wrapping_add(run);
+                }
+                ch = ch.wrapping_add(plane);
+                left = left.saturating_sub(kh);
+            }
+        }
+    }
+}
+
+/// [`copy_rows8`] for a kernel height known at compile time.
+///
+/// # Safety
+/// As [`copy_rows8`].
+#[inline(always)]
+unsafe fn copy_rows8_kh<const KH: usize>(src: *const i8, stride: usize, plane: usize, dst: *mut i8, run: usize, rows: usize) {
+    let (mut ch, mut d) = (src, dst);
+    for _ in 0..rows / KH {
+        for ky in 0..KH {
+            // SAFETY: run `done + ky` of the `rows` runs the caller vouches for.
+            unsafe {
+                let v = core::ptr::read_unaligned(ch.wrapping_add(ky * stride).cast::<u64>());
+                core::ptr::write_unaligned(d.wrapping_add(ky * run).cast::<u64>(), v);
+            }
+        }
+        ch = ch.wrapping_add(plane);
+        d = d.wrapping_add(KH * run);
+    }
+    for ky in 0..rows % KH {
+        // SAFETY: as above, the last channel's first rows.
+        unsafe {
+            let v = core::ptr::read_unaligned(ch.wrapping_add(ky * stride).cast::<u64>());
+            core::ptr::write_unaligned(d.wrapping_add(ky * run).cast::<u64>(), v);
+        }
+    }
 }
 
 /// A conv layer's receptive-field geometry, for gathering im2col patches.
@@ -259,8 +413,10 @@ struct Im2col {
 
 impl Im2col {
     /// Gathers the receptive field whose top-left corner (in padded coordinates) is `origin` into
-    /// `patch`, in the weights' `[c][kh][kw]` order.
-    #[inline]
+    /// `patch[..c * kh * kw]`, in the weights' `[c][kh][kw]` order; bytes after that are slack
+    /// the 8-byte row copies may overwrite (`patch` must hold at least `c * kh * kw`). Out of line: inlined into `conv`, its loop
+    /// spilled its counters to the stack.
+    #[inline(never)]
     fn gather(&self, x: &[i8], [oy, ox]: [usize; 2], patch: &mut [i8]) {
         let Im2col { c, h, w, kh, kw, pad_h, pad_w, .. } = *self;
         let inside = oy >= pad_h && ox >= pad_w && oy + kh <= h + pad_h && ox + kw <= w + pad_w;
@@ -271,20 +427,33 @@ impl Im2col {
         // Short runs move as one 8-byte copy where both sides have room; the extra bytes land
         // where the next run is written (runs are written in increasing order).
         let (iy0, ix0) = (oy - pad_h, ox - pad_w);
-        let mut idx = 0;
-        for ic in 0..c {
-            let mut src = (ic * h + iy0) * w + ix0;
-            for _ in 0..kh {
-                match (x.get(src..src + 8), patch.get_mut(idx..idx + 8)) {
-                    (Some(s), Some(d)) if kw <= 8 => d.copy_from_slice(s),
-                    _ => {
-                        if let (Some(s), Some(d)) = (x.get(src..src + kw), patch.get_mut(idx..idx + kw)) {
-                            d.copy_from_slice(s);
-                        }
-                    }
-                }
-                src += w;
-                idx += kw;
+        let plane = h * w;
+        let base = iy0 * w + ix0;
+        let rows = c * kh;
+        // Row r (channel r / kh, kernel row r % kh) reads x[src(r)..][..kw] and writes
+        // patch[r * kw..][..kw]; both offsets grow with r, so the rows whose 8-byte read and write
+        // stay in bounds are a prefix, found by walking back from the end (rarely past one row).
+        let mut fast = if kw <= 8 && kh >= 1 { rows } else { 0 };
+        let (mut ic, mut ky) = (c.saturating_sub(1), kh.saturating_sub(1));
+        while fast > 0 {
+            let src = ic * plane + base + ky * w;
+            if src + 8 <= x.len() && (fast - 1) * kw + 8 <= patch.len() {
+                break;
+            }
+            fast -= 1;
+            if ky == 0 {
+                (ic, ky) = (ic.saturating_sub(1), kh - 1);
+            } else {
+                ky -= 1;
+            }
+        }
+        // SAFETY: rows r < fast have their 8-byte read inside `x` and their 8-byte write inside
+        // `patch` (`fits`, a prefix); `x` and `patch` are distinct borrows, so they do not overlap.
+        unsafe { copy_rows8(x.as_ptr().wrapping_add(base), w, plane, kh, patch.as_mut_ptr(), kw, fast) };
+        for r in fast..rows {
+            let (s, d) = ((r / kh) * plane + base + (r % kh) * w, r * kw);
+            if let (Some(s), Some(d)) = (x.get(s..s + kw), patch.get_mut(d..d + kw)) {
+                d.copy_from_slice(s);
             }
         }
     }
@@ -323,7 +492,7 @@ fn dense(
     let ints = i32_area(scratch, n.checked_mul(2).ok_or(BROKEN)?)?;
     let (acc, corr) = ints.split_at_mut(n);
     fold_zero_point(k, t, x.len(), st.in_zp, corr);
-    (k.matvec_i8)(t.weight, x, acc);
+    matvec_for(k, t.weight)(t.weight, x, acc);
     for (a, &c) in acc.iter_mut().zip(&*corr) {
         *a = a.wrapping_add(c);
     }

@@ -126,6 +126,69 @@ fn random_models_match_reference() {
     }
 }
 
+/// The engine runs `matvec_i8_sym` on layers without a -128 weight (export's symmetric
+/// weights) and `matvec_i8` on the others: models of each kind, and one mixing both, match the
+/// reference on every kernel table.
+#[test]
+fn symmetric_and_full_range_weights_match_reference() {
+    let mut rng = Rng(0x00DD_BA11);
+    let miri = cfg!(miri);
+    for (i, (shape, templates)) in archs().into_iter().enumerate() {
+        if miri && i != 1 {
+            continue;
+        }
+        let full = random_desc(&mut rng, shape, &templates, false);
+        let mut sym = full.clone();
+        let mut mixed = full.clone();
+        let mut n_layers = 0;
+        for (j, ((_, s), (_, m))) in sym.layers.iter_mut().zip(mixed.layers.iter_mut()).enumerate() {
+            if let (Some(s), Some(m)) = (s, m) {
+                n_layers += 1;
+                s.weight.iter_mut().for_each(|v| *v = (*v).max(-127));
+                if j % 2 == 0 {
+                    m.weight.iter_mut().for_each(|v| *v = (*v).max(-127));
+                } else {
+                    // Make sure this layer takes the full-range path.
+                    m.weight[0] = -128;
+                }
+            }
+        }
+        assert!(n_layers > 0);
+        let runs = if miri { 1 } else { 2 };
+        for d in [&full, &sym, &mixed] {
+            check(d, &mut rng, runs);
+        }
+    }
+}
+
+/// With arena to spare, conv layers with short patches take `matvec_pairs_i16` (their weights
+/// repacked into the spare bytes): still the reference's answers on every kernel table, and the
+/// same as with the minimal arena.
+#[test]
+fn spare_arena_takes_the_pair_kernel_and_matches_reference() {
+    let mut rng = Rng(0x5BA2E);
+    for (i, (shape, templates)) in archs().into_iter().enumerate() {
+        if cfg!(miri) && i != 1 {
+            continue;
+        }
+        let desc = random_desc(&mut rng, shape, &templates, i % 2 == 1);
+        let file = desc.build();
+        let model = Model::parse(&file).unwrap();
+        let mut small = vec![0u8; model.arena_bytes()];
+        let mut big = vec![0x55u8; model.arena_bytes() + 20_000 + 1];
+        for _ in 0..if cfg!(miri) { 1 } else { 2 } {
+            let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
+            let want = reference(&desc, &input);
+            for k in kernels::available().into_iter().flatten() {
+                let a = model.run_with(k, &input, &mut big[1..]).unwrap().scores.to_vec();
+                assert_eq!(a, want, "kernels {} with a large arena: {desc:?}", k.name);
+                let b = model.run_with(k, &input, &mut small).unwrap().scores.to_vec();
+                assert_eq!(b, want, "kernels {} with the minimal arena", k.name);
+            }
+        }
+    }
+}
+
 #[test]
 #[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn mnist_arena_fits_8k() {

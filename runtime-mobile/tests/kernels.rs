@@ -121,6 +121,125 @@ fn matvec_wraps_like_the_reference() {
     }
 }
 
+/// `matvec_i8_sym`'s domain: weights in [-127, 127] (export's symmetric quantization).
+fn symmetric(mut w: Vec<i8>) -> Vec<i8> {
+    for v in &mut w {
+        *v = (*v).max(-127);
+    }
+    w
+}
+
+#[test]
+fn matvec_sym_matches_scalar_for_symmetric_weights() {
+    // Every activation value including -128 (|x| = 128, the u8 operand's maximum), weights at
+    // +-127: the largest i16 pair sums (2 * 128 * 127) the SIMD versions form.
+    let tables = tables();
+    let mut rng = Rng(0x005E_ED0F_5E11);
+    for &k in LENS {
+        for &rows in ROWS {
+            for pattern in 0..5 {
+                let w = symmetric(fill(&mut rng, rows * k, pattern));
+                let xp = (pattern + rng.next() % 3) % 5;
+                let x = fill(&mut rng, k, xp);
+                let want = naive_matvec(&w, &x, rows);
+                for t in &tables {
+                    let mut out = vec![0x5A5A_5A5A; rows];
+                    (t.matvec_i8_sym)(&w, &x, &mut out);
+                    assert_eq!(out, want, "{} k={k} rows={rows} pattern={pattern}", t.name);
+                }
+            }
+        }
+    }
+    // The worst case for the i16 pair sums, both signs: x = -128 against w = -127 and 127.
+    for &k in &[32usize, 64, 800] {
+        for wv in [-127i8, 127] {
+            let (w, x) = (vec![wv; 8 * k], vec![-128i8; k]);
+            for t in &tables {
+                let mut out = vec![0; 8];
+                (t.matvec_i8_sym)(&w, &x, &mut out);
+                assert_eq!(out, vec![-128 * wv as i32 * k as i32; 8], "{} k={k} w={wv}", t.name);
+            }
+        }
+    }
+}
+
+#[test]
+fn matvec_sym_on_unaligned_slices() {
+    let tables = tables();
+    let mut rng = Rng(1999);
+    for (k, rows) in [(41, 11), (800, 9), (75, 3)] {
+        let wbuf = symmetric(fill(&mut rng, rows * k + 32, 0));
+        let xbuf = fill(&mut rng, k + 32, 0);
+        for off in 0..32 {
+            let (w, x) = (&wbuf[off..off + rows * k], &xbuf[off..off + k]);
+            let want = naive_matvec(w, x, rows);
+            for t in &tables {
+                let mut out = vec![0; rows + 1];
+                (t.matvec_i8_sym)(w, x, &mut out[1..]);
+                assert_eq!(out[1..], want[..], "{} k={k} offset {off}", t.name);
+            }
+        }
+    }
+}
+
+/// `matvec_pairs_i16` by its definition, in i64 then wrapped.
+fn naive_pairs(wt: &[i32], xp: &[i32], n: usize) -> Vec<i32> {
+    let half = |v: i32, hi: bool| if hi { (v >> 16) as i16 as i64 } else { v as i16 as i64 };
+    (0..n)
+        .map(|j| {
+            let s: i64 = xp
+                .iter()
+                .enumerate()
+                .map(|(p, &x)| {
+                    let w = wt[p * n + j];
+                    half(w, false) * half(x, false) + half(w, true) * half(x, true)
+                })
+                .sum();
+            s as i32
+        })
+        .collect()
+}
+
+/// An i32 holding two i16 drawn from `rng`: i8-range values (what the engine packs) or any i16,
+/// extremes included.
+fn pair_value(rng: &mut Rng, wide: bool) -> i32 {
+    let mut half = || -> u16 {
+        if wide {
+            [i16::MIN, i16::MAX, -1, 0, rng.next() as i16][(rng.next() % 5) as usize] as u16
+        } else {
+            rng.i8() as i16 as u16
+        }
+    };
+    (half() as u32 | (half() as u32) << 16) as i32
+}
+
+#[test]
+fn matvec_pairs_matches_definition() {
+    let tables = tables();
+    let mut rng = Rng(0xFA1E_5EED);
+    for &pairs in &[0usize, 1, 2, 7, 13, 31, 32, 33] {
+        for &n in &[1usize, 3, 7, 8, 9, 16, 24, 31, 32, 33, 40, 64, 65] {
+            for wide in [false, true] {
+                let wt: Vec<i32> = (0..pairs * n).map(|_| pair_value(&mut rng, wide)).collect();
+                let xp: Vec<i32> = (0..pairs).map(|_| pair_value(&mut rng, wide)).collect();
+                let want = naive_pairs(&wt, &xp, n);
+                for t in &tables {
+                    let mut out = vec![0x5A5A_5A5A; n];
+                    (t.matvec_pairs_i16)(&wt, &xp, &mut out);
+                    assert_eq!(out, want, "{} pairs={pairs} n={n} wide={wide}", t.name);
+                }
+            }
+        }
+    }
+    // vpmaddwd's one overflow: (-2^15)^2 * 2 = 2^31 wraps to i32::MIN, like the definition.
+    let m = (i16::MIN as u16 as u32 | (i16::MIN as u16 as u32) << 16) as i32;
+    for t in &tables {
+        let mut out = vec![0; 8];
+        (t.matvec_pairs_i16)(&[m; 8], &[m], &mut out);
+        assert_eq!(out, vec![i32::MIN; 8], "{}", t.name);
+    }
+}
+
 #[test]
 fn row_sums_match_scalar() {
     let tables = tables();
@@ -241,6 +360,13 @@ fn broken_contracts_do_not_fault() {
         (t.matvec_i8)(&w, &x, &mut out);
         (t.matvec_i8)(&w, &[], &mut out);
         (t.matvec_i8)(&w[..5], &x, &mut out);
+        // Outside matvec_i8_sym's contract too: wrong lengths, and -128 weights (unspecified
+        // values, but no fault).
+        (t.matvec_i8_sym)(&w, &x, &mut out);
+        (t.matvec_i8_sym)(&w, &[], &mut out);
+        (t.matvec_i8_sym)(&[-128i8; 96], &[-128i8; 32], &mut out);
+        (t.matvec_pairs_i16)(&[1; 37], &[2; 4], &mut out);
+        (t.matvec_pairs_i16)(&[1; 5], &[2; 4], &mut [0i32; 16]);
         (t.row_sums_i8)(&w, 0, &mut out);
         (t.row_sums_i8)(&w, 16, &mut out);
         let mut acc = [1i32; 9];

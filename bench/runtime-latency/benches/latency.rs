@@ -1,8 +1,7 @@
 //! Single-image latency (batch 1, one thread) of one MNIST model in three engines, in one
 //! criterion run: runtime-mobile (`model.int8.safetensors`, every kernel table this CPU has:
 //! scalar and the best SIMD one), and tract-onnx on `model.onnx` (f32) and `model.int8.onnx`
-//! (QOperator int8) — and on `model.int8.u8act.onnx`, its uint8-activation twin, when present —
-//! optimised runnable plans on tract's single-thread executor.
+//! (QOperator int8, uint8 activations): optimised runnable plans on tract's single-thread executor.
 //!
 //! Every engine is timed over the same images: each iteration classifies the next of the first
 //! N MNIST test images (cycling), from its 0..255 pixels for runtime-mobile (quantized in the

@@ -1,9 +1,8 @@
 //! What `benches/latency.rs` times, in a library so that it can also be checked on its own:
 //! the benchmark's inputs (the first N MNIST test images, read from the gzip IDX files) and the
 //! engines it compares on the same model — runtime-mobile on `model.int8.safetensors` and
-//! tract-onnx on `model.onnx` (f32) and `model.int8.onnx` (QOperator int8), plus
-//! `model.int8.u8act.onnx` (the same int8 network with uint8 activations) when present, all
-//! batch 1 and one thread. onnxruntime, the fourth engine, is timed by `bench/ort_latency.py` on the same files.
+//! tract-onnx on `model.onnx` (f32) and `model.int8.onnx` (QOperator int8: uint8 activations,
+//! int8 weights), all batch 1 and one thread. onnxruntime, the fourth engine, is timed by `bench/ort_latency.py` on the same files.
 //!
 //! Configuration (environment variables, as `cargo bench` passes no arguments to the bench):
 //!
@@ -27,9 +26,6 @@ use tract_onnx::prelude::*;
 pub const INT8_FILE: &str = "model.int8.safetensors";
 pub const ONNX_F32_FILE: &str = "model.onnx";
 pub const ONNX_INT8_FILE: &str = "model.int8.onnx";
-/// Optional: `model.int8.onnx` with uint8 activations (zero points + 128, the same integers), as
-/// `bench/ort_latency.py --make-u8` writes it; timed too when present.
-pub const ONNX_INT8_U8_FILE: &str = "model.int8.u8act.onnx";
 pub const DEFAULT_MODEL_DIR: &str = "artifacts/bench-mnist";
 pub const DEFAULT_DATA_DIR: &str = "data/mnist";
 pub const DEFAULT_IMAGES: usize = 100;
@@ -230,13 +226,9 @@ pub fn predictions(
     Ok(out)
 }
 
-/// The ONNX files tract runs: `(benchmark id, file name)`; the u8-activation twin when present.
-pub fn tract_files(cfg: &Config) -> Vec<(&'static str, &'static str)> {
-    let mut files = vec![("tract_f32", ONNX_F32_FILE), ("tract_int8", ONNX_INT8_FILE)];
-    if cfg.model(ONNX_INT8_U8_FILE).exists() {
-        files.push(("tract_int8_u8act", ONNX_INT8_U8_FILE));
-    }
-    files
+/// The ONNX files tract runs: `(benchmark id, file name)`.
+pub fn tract_files(_cfg: &Config) -> Vec<(&'static str, &'static str)> {
+    vec![("tract_f32", ONNX_F32_FILE), ("tract_int8", ONNX_INT8_FILE)]
 }
 
 /// The benchmark id of a runtime-mobile kernel table.

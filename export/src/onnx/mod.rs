@@ -1,4 +1,5 @@
-//! ONNX writers: [`f32`] (the float network) and [`qoperator`] (the int8 network in QOperator form).
+//! ONNX writers: [`f32`] (the float network) and [`qoperator`] (the int8 network in QOperator form,
+//! uint8 activations and int8 weights).
 //!
 //! The protobuf types are tract-onnx's own prost-generated ones (`tract_onnx::pb`, a public
 //! module), encoded with `prost::Message`: the same types tract parses with, so there is no second
@@ -14,7 +15,7 @@ use tract_onnx::pb::{
     type_proto,
 };
 
-/// Opset 13: per-axis QuantizeLinear/DequantizeLinear, int8 MaxPool (12+), int8 Flatten (13+).
+/// Opset 13: per-axis QuantizeLinear/DequantizeLinear, 8-bit MaxPool (12+), 8-bit Flatten (13+).
 pub const OPSET: i64 = 13;
 /// IR version 7 is the one that introduced opset 13; every runtime that reads opset 13 reads it.
 pub const IR_VERSION: i64 = 7;
@@ -77,6 +78,10 @@ pub fn tensor_f32(name: &str, dims: &[usize], v: &[f32]) -> TensorProto {
 
 pub fn tensor_i8(name: &str, dims: &[usize], v: &[i8]) -> TensorProto {
     tensor(name, dims, DataType::Int8, v.iter().map(|&x| x as u8).collect())
+}
+
+pub fn tensor_u8(name: &str, dims: &[usize], v: &[u8]) -> TensorProto {
+    tensor(name, dims, DataType::Uint8, v.to_vec())
 }
 
 pub fn tensor_i32(name: &str, dims: &[usize], v: &[i32]) -> TensorProto {

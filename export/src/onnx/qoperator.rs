@@ -2,7 +2,13 @@
 //! `model.int8.safetensors`:
 //!
 //! `QuantizeLinear -> QLinearConv -> MaxPool -> QLinearConv -> MaxPool -> QLinearConv -> QLinearConv
-//! -> Flatten -> DequantizeLinear`, input and output f32, everything between int8.
+//! -> Flatten -> DequantizeLinear`, input and output f32, everything between 8-bit integers.
+//!
+//! Activations are uint8, weights int8: every activation zero point is written as the uint8
+//! `zp + 128`, so each activation holds `q + 128` where runtime-mobile holds the int8 `q` (the same
+//! real values, the same integers up to that offset, the same clamps and predictions). u8 x s8 is
+//! what onnxruntime's fast x86 QLinearConv kernels take; with int8 activations it runs a much
+//! slower path (about 6x on the MNIST model, bench/RESULTS.md). tract runs both forms.
 //!
 //! Dense layers are written as `QLinearConv`, not `QLinearMatMul`: standard ONNX's QLinearMatMul
 //! has no bias input, and the usual fix (`QLinearAdd`) exists only in the `com.microsoft` domain,
@@ -13,8 +19,9 @@
 //! reading a dense output is a 1x1 conv, so activations stay `[N, C, H, W]` until the final
 //! Flatten and no Reshape is needed.
 //!
-//! Fused ReLU needs no node: calibration gives ReLU outputs zero point -128, so saturating at
-//! -128 is the ReLU (FORMAT.md's `lo = zp_out`); the builder checks that.
+//! Fused ReLU needs no node: calibration gives ReLU outputs zero point -128 (uint8 0), so
+//! saturating at the bottom of the range is the ReLU (FORMAT.md's `lo = zp_out`); the builder
+//! checks that.
 //!
 //! Requantization: onnxruntime and tract compute `acc * (x_scale * w_scale / y_scale)` with their
 //! own rounding, runtime-mobile with a Q31 multiplier; they can differ by one unit on rare ties,
@@ -24,15 +31,25 @@ use anyhow::{Result, bail, ensure};
 use runtime_mobile::{Activation, Op, Quant, Shape};
 use tract_onnx::pb::{GraphProto, ModelProto, TensorProto, tensor_proto::DataType};
 
-use super::{Dim, INPUT, OUTPUT, attr_int, model, node, tensor_f32, tensor_i8, tensor_i32, value_info, window_attrs};
+use super::{
+    Dim, INPUT, OUTPUT, attr_int, model, node, tensor_f32, tensor_i8, tensor_i32, tensor_u8, value_info, window_attrs,
+};
 use crate::quantize::QuantizedModel;
 
-/// Adds scalar scale and zero-point initializers named `{prefix}.scale` / `{prefix}.zero_point`.
+/// The uint8 zero point of an activation quantized with the int8 zero point `zp`: `q_u8 = q + 128`
+/// maps int8 `[-128, 127]` onto uint8 `[0, 255]` and keeps `scale * (q - zp)`.
+pub fn activation_zero_point_u8(zp: i32) -> Result<u8> {
+    ensure!((-128..=127).contains(&zp), "zero point {zp} is not int8");
+    Ok((zp + 128) as u8)
+}
+
+/// Adds scalar scale and (uint8) zero-point initializers named `{prefix}.scale` /
+/// `{prefix}.zero_point` for an activation.
 fn quant_initializers(init: &mut Vec<TensorProto>, prefix: &str, q: Quant) -> Result<(String, String)> {
-    ensure!((-128..=127).contains(&q.zero_point), "{prefix}: zero point {} is not int8", q.zero_point);
+    let zp = activation_zero_point_u8(q.zero_point).map_err(|e| e.context(prefix.to_owned()))?;
     let (s, z) = (format!("{prefix}.scale"), format!("{prefix}.zero_point"));
     init.push(tensor_f32(&s, &[], &[q.scale]));
-    init.push(tensor_i8(&z, &[], &[q.zero_point as i8]));
+    init.push(tensor_u8(&z, &[], &[zp]));
     Ok((s, z))
 }
 
@@ -40,12 +57,13 @@ pub fn build(q: &QuantizedModel, labels: &[String]) -> Result<ModelProto> {
     let Shape::Chw(in_c, in_h, in_w) = q.input_shape else {
         bail!("the int8 ONNX writer needs an image ([C,H,W]) input, got {}", q.input_shape);
     };
-    let mut graph = GraphProto { name: "seed_cnn_int8_qoperator".to_owned(), ..Default::default() };
+    // Named by its form only: the writer sees the layer list, not which preset it came from.
+    let mut graph = GraphProto { name: "cnn_int8_qoperator".to_owned(), ..Default::default() };
     let init = &mut graph.initializer;
     let (in_scale, in_zp) = quant_initializers(init, "input", q.input)?;
     graph.node.push(node("QuantizeLinear", "quantize", &[INPUT, &in_scale, &in_zp], &["q.input"], vec![]));
 
-    // The current int8 tensor, its ONNX shape [C, H, W] (dense outputs are [C, 1, 1]) and quantization.
+    // The current uint8 tensor, its ONNX shape [C, H, W] (dense outputs are [C, 1, 1]) and quantization.
     let mut cur = "q.input".to_owned();
     let (mut c, mut h, mut w) = (in_c, in_h, in_w);
     let (mut scale_name, mut zp_name, mut quant) = (in_scale, in_zp, q.input);
@@ -58,7 +76,7 @@ pub fn build(q: &QuantizedModel, labels: &[String]) -> Result<ModelProto> {
                     "layer {i}: its parameters were quantized for another input quantization"
                 );
                 if activation == Activation::Relu {
-                    // Without a ReLU node, the int8 floor must be real zero.
+                    // Without a ReLU node, the range's floor (int8 -128, uint8 0) must be real zero.
                     ensure!(output.zero_point == -128, "layer {i}: fused ReLU needs output zero point -128, got {}", output.zero_point);
                 }
                 let n_out = p.bias.len();
@@ -119,11 +137,26 @@ pub fn build(q: &QuantizedModel, labels: &[String]) -> Result<ModelProto> {
     ensure!(n_out == labels.len(), "the int8 model has {n_out} outputs but {} labels", labels.len());
     graph.input = vec![value_info(INPUT, DataType::Float, &[Dim::Batch, Dim::Fixed(in_c), Dim::Fixed(in_h), Dim::Fixed(in_w)])];
     graph.output = vec![value_info(OUTPUT, DataType::Float, &[Dim::Batch, Dim::Fixed(n_out)])];
-    let mut m = model(
-        graph,
-        "Seed MNIST CNN, int8 QOperator (same integers as model.int8.safetensors). \
-         Input: images [N,1,28,28] = pixel/255. Output: dequantized int8 logits [N,10].",
+    let doc = format!(
+        "CNN, int8 QOperator (same integers as model.int8.safetensors). \
+         Input: images [N,{in_c},{in_h},{in_w}] = pixel/255. Activations uint8, weights int8. \
+         Output: dequantized logits [N,{n_out}]."
     );
+    let mut m = model(graph, &doc);
     super::add_metadata(&mut m, "labels", &serde_json::to_string(labels)?);
     Ok(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::activation_zero_point_u8;
+
+    #[test]
+    fn activation_zero_points_shift_by_128() {
+        assert_eq!(activation_zero_point_u8(-128).unwrap(), 0);
+        assert_eq!(activation_zero_point_u8(0).unwrap(), 128);
+        assert_eq!(activation_zero_point_u8(127).unwrap(), 255);
+        assert!(activation_zero_point_u8(128).is_err());
+        assert!(activation_zero_point_u8(-129).is_err());
+    }
 }

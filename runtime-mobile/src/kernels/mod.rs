@@ -44,6 +44,22 @@ pub struct Kernels {
     /// and all output channels' weights as `w`, so SIMD versions block several rows (output
     /// channels) per pass to reuse each loaded piece of `x`.
     pub matvec_i8: fn(w: &[i8], x: &[i8], out: &mut [i32]),
+    /// [`Kernels::matvec_i8`] for weights with no -128 (symmetric int8 weights in [-127, 127], as
+    /// export writes them): then the result is `matvec_i8`'s, bit for bit. With a -128 weight the
+    /// result is unspecified (still memory-safe); the engine checks each layer's weights and
+    /// uses `matvec_i8` for such layers. The bound lets SIMD versions sum two products in i16
+    /// (|x * w| <= 128 * 127, twice that is 32512): AVX2 uses `vpmaddubsw` on |x| and w * sign(x)
+    /// (32 products per instruction), NEON `smull` + `smlal2` before widening.
+    pub matvec_i8_sym: fn(w: &[i8], x: &[i8], out: &mut [i32]),
+    /// Column-major matvec on i16 pairs: with `n = out.len()` and `p` over `xp.len()` pairs,
+    /// `out[j] = sum_p lo(wt[p * n + j]) * lo(xp[p]) + hi(wt[p * n + j]) * hi(xp[p])` in wrapping
+    /// i32 arithmetic, where `lo`/`hi` are the i32's low/high i16 halves (`vpmaddwd`'s pairs).
+    /// Callers guarantee `wt.len() == xp.len() * out.len()` (implementations must stay
+    /// memory-safe if not; results are then unspecified). Conv layers with short patches (the
+    /// MNIST conv1: 25 taps) use it when the arena has room for their weights laid out this way:
+    /// one call yields every output channel of a pixel with no horizontal sums, where
+    /// `matvec_i8` spends most of a 25-byte row on its tail and sums.
+    pub matvec_pairs_i16: fn(wt: &[i32], xp: &[i32], out: &mut [i32]),
     /// Row sums: `out[r] = sum_k w[r * k_len + k]` (wrapping), used to fold the input zero point.
     pub row_sums_i8: fn(w: &[i8], k_len: usize, out: &mut [i32]),
     /// Requantizes in place: `acc[o] = requantize(acc[o], M[o], shift[o], zp_out, lo)` (see
@@ -158,6 +174,19 @@ static TAIL_MASK: [i8; 32] = {
     let mut m = [0i8; 32];
     let mut i = 16;
     while i < 32 {
+        m[i] = -1;
+        i += 1;
+    }
+    m
+};
+
+/// `TAIL_MASK32[rem..rem + 32]` keeps the last `rem` of 32 bytes and zeroes the rest: the 32-byte
+/// counterpart of [`TAIL_MASK`] (AVX2's `matvec_i8_sym` steps 32 bytes at a time).
+#[allow(dead_code)] // unused on targets with no 32-byte SIMD table
+static TAIL_MASK32: [i8; 64] = {
+    let mut m = [0i8; 64];
+    let mut i = 32;
+    while i < 64 {
         m[i] = -1;
         i += 1;
     }

@@ -2,7 +2,7 @@
 //!
 //! Exactness: the plain table multiplies bytes to exact i16 products (`smull`, |p| <= 16384) and
 //! widens them pairwise into i32 (`sadalp`); never two products summed in i16, since
-//! (-128)(-128) * 2 = 32768 overflows. SDOT sums four exact products into each i32 lane.
+//! (-128)(-128) * 2 = 32768 overflows, except in `matvec_i8_sym`, whose weights exclude -128. SDOT sums four exact products into each i32 lane.
 //! Accumulation is wrapping i32 like the reference.
 //!
 //! Shape: 4 weight rows per pass share each 16-byte piece of `x`; the `k % 16` tail works as in
@@ -19,6 +19,9 @@ use super::{Kernels, scalar};
 static NEON: Kernels = Kernels {
     name: "neon",
     matvec_i8: matvec_neon,
+    matvec_i8_sym: matvec_neon_sym,
+    // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
+    matvec_pairs_i16: scalar::matvec_pairs_i16,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
@@ -28,6 +31,10 @@ static NEON: Kernels = Kernels {
 static NEON_DOTPROD: Kernels = Kernels {
     name: "neon-dotprod",
     matvec_i8: matvec_dotprod,
+    // SDOT sums four exact products per lane whatever the weights: nothing to gain from the bound.
+    matvec_i8_sym: matvec_dotprod,
+    // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
+    matvec_pairs_i16: scalar::matvec_pairs_i16,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
@@ -82,6 +89,21 @@ impl Step for Widen {
     }
 }
 
+/// `Widen` for weights in [-127, 127] (`Kernels::matvec_i8_sym`): two products summed in i16
+/// (`smull` + `smlal2`, |sum| <= 2 * 128 * 127 = 32512) before one pairwise widening, a third
+/// fewer instructions per 16 bytes.
+struct WidenSym;
+impl Step for WidenSym {
+    #[inline(always)]
+    unsafe fn step(acc: int32x4_t, x: int8x16_t, w: int8x16_t) -> int32x4_t {
+        // SAFETY: register-only NEON intrinsics; NEON is guaranteed by this module's cfg.
+        unsafe {
+            let p = vmlal_high_s8(vmull_s8(vget_low_s8(x), vget_low_s8(w)), x, w);
+            vpadalq_s16(acc, p)
+        }
+    }
+}
+
 struct Sdot;
 impl Step for Sdot {
     #[inline(always)]
@@ -115,6 +137,11 @@ unsafe fn sdot(mut acc: int32x4_t, x: int8x16_t, w: int8x16_t) -> int32x4_t {
 fn matvec_neon(w: &[i8], x: &[i8], out: &mut [i32]) {
     // SAFETY: `Widen` needs only NEON, which this module's cfg guarantees.
     unsafe { matvec::<Widen>(w, x, out) }
+}
+
+fn matvec_neon_sym(w: &[i8], x: &[i8], out: &mut [i32]) {
+    // SAFETY: `WidenSym` needs only NEON, which this module's cfg guarantees.
+    unsafe { matvec::<WidenSym>(w, x, out) }
 }
 
 fn matvec_dotprod(w: &[i8], x: &[i8], out: &mut [i32]) {

@@ -7,6 +7,9 @@ use crate::requant::requantize;
 pub static KERNELS: Kernels = Kernels {
     name: "scalar",
     matvec_i8,
+    // The reference is exact for every weight; the bound only matters to SIMD versions.
+    matvec_i8_sym: matvec_i8,
+    matvec_pairs_i16,
     row_sums_i8,
     requantize_i32,
 };
@@ -24,6 +27,23 @@ pub fn matvec_i8(w: &[i8], x: &[i8], out: &mut [i32]) {
             acc = acc.wrapping_add(a as i32 * b as i32);
         }
         *o = acc;
+    }
+}
+
+/// See [`Kernels::matvec_pairs_i16`].
+pub fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
+    let n = out.len();
+    out.fill(0);
+    if n == 0 {
+        return;
+    }
+    for (row, &x) in wt.chunks_exact(n).zip(xp) {
+        let (x0, x1) = (x as i16 as i32, (x >> 16) as i16 as i32);
+        for (o, &w) in out.iter_mut().zip(row) {
+            let (w0, w1) = (w as i16 as i32, (w >> 16) as i16 as i32);
+            // Each product fits i32 (|i16 * i16| <= 2^30); the pair sum and the total wrap.
+            *o = o.wrapping_add((w0 * x0).wrapping_add(w1 * x1));
+        }
     }
 }
 
