@@ -384,7 +384,7 @@ fn small_model_is_accepted_and_consistent() {
 /// `fuzz/corpus/parse_and_infer/` (see `fuzz/README.md`):
 /// `cargo test -p runtime-mobile --test parser_props -- --ignored write_fuzz_seeds`.
 #[test]
-#[ignore]
+#[ignore = "a generator, not a check: writes fuzz corpus seeds; run explicitly"]
 fn write_fuzz_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/parse_and_infer");
     std::fs::create_dir_all(&dir).unwrap();

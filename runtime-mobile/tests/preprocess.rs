@@ -455,7 +455,7 @@ fn centre_square_percent_never_overflows() {
 /// the table in `fuzz/fuzz_targets/preprocess.rs`; see `fuzz/README.md`):
 /// `cargo test -p runtime-mobile --test preprocess -- --ignored write_fuzz_seeds`.
 #[test]
-#[ignore]
+#[ignore = "a generator, not a check: writes fuzz corpus seeds; run explicitly"]
 fn write_fuzz_seeds() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/preprocess");
     std::fs::create_dir_all(&dir).unwrap();
