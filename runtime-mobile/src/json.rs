@@ -122,7 +122,7 @@ pub(crate) struct Text<'a> {
 }
 
 impl<'a> Text<'a> {
-    pub(crate) fn raw(s: &'a str) -> Self {
+    pub(crate) const fn raw(s: &'a str) -> Self {
         Text { s, level: 0 }
     }
 

@@ -1,6 +1,7 @@
 //! The parsed model: validated once in [`Model::parse`], then run any number of times.
 
 use core::fmt;
+use core::mem::MaybeUninit;
 
 use crate::engine::{self, LayerTensors};
 use crate::error::{Error, JsonContext};
@@ -11,7 +12,7 @@ use crate::format::{
 use crate::json::{JErr, Parser, Text};
 use crate::kernels::{self, Kernels};
 use crate::plan::{self, Plan};
-use crate::safetensors::{self as st, Entry};
+use crate::safetensors as st;
 
 /// A validated model borrowing the file bytes (weights are read in place).
 #[derive(Debug, Clone)]
@@ -321,8 +322,38 @@ fn parse_tensor_name(t: &Text<'_>) -> Option<(usize, TensorKind)> {
 }
 
 impl<'a> Model<'a> {
+    /// A model with no layers: what [`Model::parse`] starts from and fills in place.
+    const EMPTY: Model<'static> = Model {
+        layers: [LayerSpec::EMPTY; MAX_LAYERS],
+        n_layers: 0,
+        tensors: [LayerTensors::EMPTY; MAX_LAYERS],
+        input_shape: Shape::Flat(0),
+        input_quant: Quant { scale: 1.0, zero_point: 0 },
+        labels: Text::raw(""),
+        n_labels: 0,
+        declared_arena: 0,
+        f32_accuracy: None,
+        int8_accuracy: None,
+        plan: Plan::EMPTY,
+    };
+
     /// Parses and fully validates a model file. Borrows `bytes`; copies and allocates nothing.
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        // A `Model` is ~3 KB of fixed tables, so it is filled in place, in the caller's return
+        // slot: a local `Model` (or `Result`) returned by value would hold a second copy on a
+        // microcontroller's small stack. LLVM forwards the slot only when it is untouched until
+        // one call initialises it; every safe form tried (an initialised local filled through
+        // `&mut`, then returned) kept the 2,912-byte copy in this frame (stack-usage/README.md).
+        let mut slot = MaybeUninit::uninit();
+        parse_into(&mut slot, bytes);
+        // SAFETY: `parse_into` writes `slot` (`MaybeUninit::write`) as its first step, on every
+        // path, and never de-initialises it.
+        unsafe { slot.assume_init() }
+    }
+
+    /// The body of [`Model::parse`]: validates `bytes` into `self` (an [`Model::EMPTY`]).
+    /// The checks run in a fixed order, so a file with several faults always gets the same error.
+    fn fill(&mut self, bytes: &'a [u8]) -> Result<(), Error> {
         let (header, data) = st::split(bytes)?;
 
         let mut meta = Meta::default();
@@ -358,14 +389,16 @@ impl<'a> Model<'a> {
         let zero_point = i32::try_from(zp).ok().filter(|z| (-128..=127).contains(z)).ok_or(
             Error::BadMetadata { key: keys::INPUT_ZERO_POINT, reason: "outside [-128, 127]" },
         )?;
+        self.input_shape = input_shape;
+        self.input_quant = Quant { scale, zero_point };
 
-        let mut layers = [LayerSpec::EMPTY; MAX_LAYERS];
-        let n_layers = doc(keys::LAYERS, meta.req(keys::LAYERS)?, |p| parse_layers(p, &mut layers))?;
-        let layer_list = layers.get(..n_layers).ok_or(Error::TooManyLayers(n_layers))?;
-        let plan = plan::plan(input_shape, zero_point, layer_list)?;
+        let layers = &mut self.layers;
+        self.n_layers = doc(keys::LAYERS, meta.req(keys::LAYERS)?, |p| parse_layers(p, layers))?;
+        let layer_list = self.layers.get(..self.n_layers).ok_or(Error::TooManyLayers(self.n_layers))?;
+        plan::plan_into(input_shape, zero_point, layer_list, &mut self.plan)?;
 
-        let labels = meta.req(keys::LABELS)?;
-        let n_labels = doc(keys::LABELS, labels, |p| {
+        self.labels = meta.req(keys::LABELS)?;
+        self.n_labels = doc(keys::LABELS, self.labels, |p| {
             let map = mj(keys::LABELS);
             p.begin_array().map_err(&map)?;
             let (mut first, mut n) = (true, 0usize);
@@ -375,18 +408,22 @@ impl<'a> Model<'a> {
             }
             Ok(n)
         })?;
-        let outputs = plan.out_shape.len().ok_or(Error::Overflow)?;
-        if n_labels != outputs {
-            return Err(Error::LabelCount { labels: n_labels, outputs });
+        let outputs = self.plan.out_shape.len().ok_or(Error::Overflow)?;
+        if self.n_labels != outputs {
+            return Err(Error::LabelCount { labels: self.n_labels, outputs });
         }
 
         let declared_arena = doc(keys::ARENA_BYTES, meta.req(keys::ARENA_BYTES)?, |p| {
             p.u64().map_err(mj(keys::ARENA_BYTES))
         })?;
         let declared_arena = usize::try_from(declared_arena).map_err(|_| Error::Overflow)?;
-        if declared_arena < plan.arena_bytes {
-            return Err(Error::DeclaredArenaTooSmall { declared: declared_arena, needed: plan.arena_bytes });
+        if declared_arena < self.plan.arena_bytes {
+            return Err(Error::DeclaredArenaTooSmall {
+                declared: declared_arena,
+                needed: self.plan.arena_bytes,
+            });
         }
+        self.declared_arena = declared_arena;
         let accuracy = |key: &'static str| -> Result<Option<f32>, Error> {
             let Some(t) = meta.get(key) else { return Ok(None) };
             let v = doc(key, t, |p| {
@@ -397,24 +434,10 @@ impl<'a> Model<'a> {
             }
             Ok(v)
         };
-        let f32_accuracy = accuracy(keys::F32_ACCURACY)?;
-        let int8_accuracy = accuracy(keys::INT8_ACCURACY)?;
+        self.f32_accuracy = accuracy(keys::F32_ACCURACY)?;
+        self.int8_accuracy = accuracy(keys::INT8_ACCURACY)?;
 
-        let tensors = bind_tensors(header, data, layer_list)?;
-
-        Ok(Model {
-            layers,
-            n_layers,
-            tensors,
-            input_shape,
-            input_quant: Quant { scale, zero_point },
-            labels,
-            n_labels,
-            declared_arena,
-            f32_accuracy,
-            int8_accuracy,
-            plan,
-        })
+        bind_tensors(header, data, layer_list, &mut self.tensors)
     }
 
     /// Minimum arena length for [`Model::run`] (as planned by this runtime).
@@ -508,59 +531,98 @@ impl<'a> Model<'a> {
     }
 }
 
-/// Finds, checks and binds every layer's tensors; rejects unknown and duplicate names.
+/// [`Model::parse`] into `slot`: always initialises it, with the model or the error.
+/// Not inlined: the call is what lets LLVM pass the caller's return slot straight through.
+#[inline(never)]
+fn parse_into<'a>(slot: &mut MaybeUninit<Result<Model<'a>, Error>>, bytes: &'a [u8]) {
+    let result = slot.write(Ok(Model::EMPTY));
+    if let Ok(model) = result
+        && let Err(e) = model.fill(bytes)
+    {
+        *result = Err(e);
+    }
+}
+
+/// What the header walk found for one of a layer's four tensors, judged against the layer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Found {
+    Missing,
+    WrongDtype,
+    WrongShape,
+    /// Right dtype and shape; its bytes are bound in the output table.
+    Ok,
+}
+
+/// Finds, checks and binds every layer's tensors into `out` (all [`LayerTensors::EMPTY`] on entry);
+/// rejects unknown and duplicate names.
+///
+/// Errors keep the order of a two-pass design (first everything the header walk finds in header
+/// order, then per layer and tensor kind: missing, dtype, shape, then the layer's quantization
+/// parameters), but the walk already judges each entry and binds its bytes into `out`, so only a
+/// byte per tensor is kept between the passes instead of every entry.
+#[inline(never)]
 fn bind_tensors<'a>(
     header: &'a str,
     data: &'a [u8],
     layers: &[LayerSpec],
-) -> Result<[LayerTensors<'a>; MAX_LAYERS], Error> {
-    let mut found: [[Option<Entry<'a>>; 4]; MAX_LAYERS] = [[None; 4]; MAX_LAYERS];
+    out: &mut [LayerTensors<'a>; MAX_LAYERS],
+) -> Result<(), Error> {
+    let mut found = [[Found::Missing; 4]; MAX_LAYERS];
     st::for_each_tensor(header, data, |name, e| {
         let (layer, kind) = parse_tensor_name(&name).ok_or(Error::UnknownTensor)?;
-        match layers.get(layer) {
-            Some(l) if l.op.has_tensors() => {}
+        let (weight_shape, weight_rank, n_out) = match layers.get(layer).map(|l| l.op) {
+            Some(Op::Conv2d { in_channels, out_channels, kernel, .. }) => {
+                ([out_channels, in_channels, kernel[0], kernel[1]], 4, out_channels)
+            }
+            Some(Op::Dense { in_features, out_features, .. }) => {
+                ([out_features, in_features, 0, 0], 2, out_features)
+            }
             _ => return Err(Error::UnknownTensor),
-        }
-        let slot = &mut found[layer][kind.index()];
-        if slot.is_some() {
+        };
+        // In range: `layers.get(layer)` succeeded and `layers` holds at most MAX_LAYERS.
+        let (Some(slot), Some(t)) = (
+            found.get_mut(layer).and_then(|f| f.get_mut(kind.index())),
+            out.get_mut(layer),
+        ) else {
+            return Err(Error::UnknownTensor);
+        };
+        if *slot != Found::Missing {
             return Err(Error::DuplicateKey);
         }
-        *slot = Some(e);
+        let shape_ok = match kind {
+            TensorKind::Weight => e.shape_is(&weight_shape[..weight_rank]),
+            _ => e.shape_is(&[n_out]),
+        };
+        *slot = if !e.dtype.eq_str(kind.dtype()) {
+            Found::WrongDtype
+        } else if !shape_ok {
+            Found::WrongShape
+        } else {
+            match kind {
+                TensorKind::Weight => t.weight = crate::bytes::as_i8(e.bytes),
+                TensorKind::Bias => t.bias = e.bytes,
+                TensorKind::Multiplier => t.multiplier = e.bytes,
+                TensorKind::Shift => t.shift = e.bytes,
+            }
+            Found::Ok
+        };
         Ok(())
     })?;
 
-    let mut out = [LayerTensors::EMPTY; MAX_LAYERS];
-    for (i, l) in layers.iter().enumerate() {
-        let (weight_shape, weight_rank, n_out) = match l.op {
-            Op::Conv2d { in_channels, out_channels, kernel, .. } => {
-                ([out_channels, in_channels, kernel[0], kernel[1]], 4, out_channels)
-            }
-            Op::Dense { in_features, out_features, .. } => {
-                ([out_features, in_features, 0, 0], 2, out_features)
-            }
+    for (i, (l, (f, t))) in layers.iter().zip(found.iter().zip(out.iter())).enumerate() {
+        let n_out = match l.op {
+            Op::Conv2d { out_channels, .. } => out_channels,
+            Op::Dense { out_features, .. } => out_features,
             _ => continue,
         };
-        let mut bytes: [&[u8]; 4] = [&[]; 4];
         for kind in TensorKind::ALL {
-            let e = found[i][kind.index()].ok_or(Error::MissingTensor { layer: i, tensor: kind })?;
-            if !e.dtype.eq_str(kind.dtype()) {
-                return Err(Error::WrongDtype { layer: i, tensor: kind });
+            match f[kind.index()] {
+                Found::Missing => return Err(Error::MissingTensor { layer: i, tensor: kind }),
+                Found::WrongDtype => return Err(Error::WrongDtype { layer: i, tensor: kind }),
+                Found::WrongShape => return Err(Error::WrongShape { layer: i, tensor: kind }),
+                Found::Ok => {}
             }
-            let ok = match kind {
-                TensorKind::Weight => e.shape_is(&weight_shape[..weight_rank]),
-                _ => e.shape_is(&[n_out]),
-            };
-            if !ok {
-                return Err(Error::WrongShape { layer: i, tensor: kind });
-            }
-            bytes[kind.index()] = e.bytes;
         }
-        let t = LayerTensors {
-            weight: crate::bytes::as_i8(bytes[0]),
-            bias: bytes[1],
-            multiplier: bytes[2],
-            shift: bytes[3],
-        };
         for c in 0..n_out {
             let m = crate::bytes::le_i32(t.multiplier, c);
             let s = crate::bytes::le_i32(t.shift, c);
@@ -568,7 +630,151 @@ fn bind_tensors<'a>(
                 return Err(Error::BadQuantParam { layer: i, channel: c });
             }
         }
-        out[i] = t;
     }
-    Ok(out)
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::{tensor_name, LayersJson};
+    use std::string::String;
+    use std::vec::Vec;
+
+    /// One tensor entry: name, dtype, shape, bytes.
+    type Tensor = (String, &'static str, Vec<usize>, Vec<u8>);
+
+    fn i32s(v: &[i32]) -> Vec<u8> {
+        v.iter().flat_map(|x| x.to_le_bytes()).collect()
+    }
+
+    /// Input [4] -> dense 4->3 relu -> dense 3->2: two layers with tensors.
+    fn layers() -> [LayerSpec; 2] {
+        let q = Quant { scale: 0.5, zero_point: -3 };
+        [
+            LayerSpec {
+                op: Op::Dense { in_features: 4, out_features: 3, activation: Activation::Relu, output: q },
+                output_shape: Shape::Flat(3),
+            },
+            LayerSpec {
+                op: Op::Dense { in_features: 3, out_features: 2, activation: Activation::None, output: q },
+                output_shape: Shape::Flat(2),
+            },
+        ]
+    }
+
+    /// The valid tensors of [`layers`], layer 1's listed first (the header's order is free).
+    fn tensors() -> Vec<Tensor> {
+        let mut v = Vec::new();
+        for (layer, n_in, n_out) in [(1usize, 3usize, 2usize), (0, 4, 3)] {
+            let t = |k| tensor_name(layer, k).to_string();
+            v.push((t(TensorKind::Weight), "I8", vec![n_out, n_in], vec![1; n_out * n_in]));
+            v.push((t(TensorKind::Bias), "I32", vec![n_out], i32s(&vec![7; n_out])));
+            v.push((t(TensorKind::Multiplier), "I32", vec![n_out], i32s(&vec![1 << 30; n_out])));
+            v.push((t(TensorKind::Shift), "I32", vec![n_out], i32s(&vec![2; n_out])));
+        }
+        v
+    }
+
+    fn file(tensors: &[Tensor]) -> Vec<u8> {
+        let esc = |s: String| s.replace('"', "\\\"");
+        let layers = layers();
+        let arena = plan::arena_bytes(Shape::Flat(4), &layers).unwrap();
+        let mut header = format!(
+            "{{\"__metadata__\":{{\"format\":\"{FORMAT_NAME}\",\"format_version\":\"{FORMAT_VERSION}\",\
+             \"input_shape\":\"[4]\",\"input_scale\":\"0.25\",\"input_zero_point\":\"1\",\
+             \"layers\":\"{}\",\"labels\":\"{}\",\"arena_bytes\":\"{arena}\"}}",
+            esc(LayersJson(&layers).to_string()),
+            esc(String::from(r#"["no","yes"]"#)),
+        );
+        let mut data = Vec::new();
+        for (name, dtype, shape, bytes) in tensors {
+            header += &format!(
+                ",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{},{}]}}",
+                data.len(),
+                data.len() + bytes.len()
+            );
+            data.extend_from_slice(bytes);
+        }
+        header.push('}');
+        let mut f = (header.len() as u64).to_le_bytes().to_vec();
+        f.extend_from_slice(header.as_bytes());
+        f.extend_from_slice(&data);
+        f
+    }
+
+    fn find<'t>(t: &'t mut [Tensor], name: &str) -> &'t mut Tensor {
+        t.iter_mut().find(|e| e.0 == name).unwrap()
+    }
+
+    #[test]
+    fn parses_in_place_and_binds_every_tensor() {
+        let t = tensors();
+        let f = file(&t);
+        let m = Model::parse(&f).unwrap();
+        assert_eq!(m.layers(), &layers()[..]);
+        assert_eq!(m.input_quant(), Quant { scale: 0.25, zero_point: 1 });
+        assert_eq!(m.num_classes(), 2);
+        assert!(m.label(1).unwrap().eq_str("yes"));
+        assert_eq!(m.declared_arena_bytes(), m.arena_bytes());
+        for (layer, n_out) in [(0, 3), (1, 2)] {
+            let lt = &m.tensors[layer];
+            assert_eq!(lt.weight.len(), n_out * if layer == 0 { 4 } else { 3 });
+            assert_eq!(lt.bias, &i32s(&vec![7; n_out])[..]);
+            assert_eq!(lt.multiplier, &i32s(&vec![1 << 30; n_out])[..]);
+            assert_eq!(lt.shift, &i32s(&vec![2; n_out])[..]);
+        }
+        let mut arena = std::vec![0u8; m.arena_bytes()];
+        let p = m.run(&[1, 2, 3, 4], &mut arena).unwrap();
+        assert_eq!(p.scores.len(), 2);
+    }
+
+    #[test]
+    fn tensor_errors_keep_layer_then_kind_order() {
+        // Layer 1's entries come first in the header, yet layer 0's fault is reported: the walk
+        // only records what it finds, the checks run per layer, then per kind.
+        let mut t = tensors();
+        find(&mut t, "layers.1.weight").1 = "U8";
+        t.retain(|e| e.0 != "layers.0.bias");
+        assert_eq!(
+            Model::parse(&file(&t)).unwrap_err(),
+            Error::MissingTensor { layer: 0, tensor: TensorKind::Bias }
+        );
+
+        // Within a layer: kind order (weight before shift), whatever the header order.
+        let mut t = tensors();
+        let shift = find(&mut t, "layers.0.shift");
+        (shift.2, shift.3) = (vec![4], i32s(&[2; 4]));
+        let w = find(&mut t, "layers.0.weight");
+        (w.1, w.3) = ("I32", std::vec![0; 48]);
+        assert_eq!(
+            Model::parse(&file(&t)).unwrap_err(),
+            Error::WrongDtype { layer: 0, tensor: TensorKind::Weight }
+        );
+        // Dtype is checked before shape on the same tensor.
+        let mut t = tensors();
+        let w = find(&mut t, "layers.1.weight");
+        (w.1, w.2, w.3) = ("I32", vec![3, 2], std::vec![0; 24]);
+        assert_eq!(
+            Model::parse(&file(&t)).unwrap_err(),
+            Error::WrongDtype { layer: 1, tensor: TensorKind::Weight }
+        );
+
+        // A layer's quantization parameters are checked before the next layer's tensors.
+        let mut t = tensors();
+        find(&mut t, "layers.0.shift").3 = i32s(&[2, 32, 2]);
+        t.retain(|e| e.0 != "layers.1.bias");
+        assert_eq!(Model::parse(&file(&t)).unwrap_err(), Error::BadQuantParam { layer: 0, channel: 1 });
+
+        // The header walk's own errors come first, in header order.
+        let mut t = tensors();
+        t.retain(|e| e.0 != "layers.0.bias");
+        let dup = t[0].clone();
+        t.push((String::from("layers.1.bias"), dup.1, dup.2, dup.3));
+        assert_eq!(Model::parse(&file(&t)).unwrap_err(), Error::DuplicateKey);
+        let mut t = tensors();
+        t.retain(|e| e.0 != "layers.0.bias");
+        t.push((String::from("layers.2.weight"), "I8", vec![1], std::vec![0]));
+        assert_eq!(Model::parse(&file(&t)).unwrap_err(), Error::UnknownTensor);
+    }
 }

@@ -56,10 +56,39 @@ pub(crate) struct Plan {
     pub last_quant_layer: usize,
 }
 
+impl Stage {
+    /// What the unused entries of [`Plan::stages`] hold.
+    const fn unused(shape: Shape) -> Stage {
+        Stage {
+            op: StageOp::Relu,
+            in_shape: shape,
+            out_shape: shape,
+            in_zp: 0,
+            out_zp: 0,
+            in_loc: Loc::Input,
+            out_loc: Loc::Input,
+        }
+    }
+}
+
+impl Plan {
+    /// No stages: what [`plan_into`] starts from.
+    pub(crate) const EMPTY: Plan = Plan {
+        stages: [Stage::unused(Shape::Flat(0)); MAX_LAYERS],
+        n_stages: 0,
+        arena_bytes: 0,
+        out_shape: Shape::Flat(0),
+        out_loc: Loc::Input,
+        last_quant_layer: usize::MAX,
+    };
+}
+
 /// Bytes of arena a model with this input shape and layer list needs (what the exporter writes
 /// under `arena_bytes`). Also validates the layer chain.
 pub fn arena_bytes(input_shape: Shape, layers: &[LayerSpec]) -> Result<usize, Error> {
-    plan(input_shape, 0, layers).map(|p| p.arena_bytes)
+    let mut plan = Plan::EMPTY;
+    plan_into(input_shape, 0, layers, &mut plan)?;
+    Ok(plan.arena_bytes)
 }
 
 const IDENTITY_POOL: Pool = Pool { kernel: [1, 1], stride: [1, 1], padding: [0, 0] };
@@ -205,8 +234,16 @@ pub(crate) fn scratch_bytes(op: &StageOp, layers: &[LayerSpec]) -> Result<usize,
     })
 }
 
-/// Validates the chain and plans stages and buffers.
-pub(crate) fn plan(input_shape: Shape, input_zp: i32, layers: &[LayerSpec]) -> Result<Plan, Error> {
+/// Validates the chain and plans stages and buffers into `plan` (a [`Plan::EMPTY`]), in place:
+/// a `Plan` is over 1 KB, too much to build in a local and copy out on a microcontroller's stack.
+/// On error `plan` holds a partial plan, to be discarded.
+#[inline(never)]
+pub(crate) fn plan_into(
+    input_shape: Shape,
+    input_zp: i32,
+    layers: &[LayerSpec],
+    plan: &mut Plan,
+) -> Result<(), Error> {
     if layers.len() > MAX_LAYERS {
         return Err(Error::TooManyLayers(layers.len()));
     }
@@ -230,23 +267,12 @@ pub(crate) fn plan(input_shape: Shape, input_zp: i32, layers: &[LayerSpec]) -> R
         });
     }
 
-    let empty = Stage {
-        op: StageOp::Relu,
-        in_shape: input_shape,
-        out_shape: input_shape,
-        in_zp: 0,
-        out_zp: 0,
-        in_loc: Loc::Input,
-        out_loc: Loc::Input,
-    };
-    let mut plan = Plan {
-        stages: [empty; MAX_LAYERS],
-        n_stages: 0,
-        arena_bytes: 0,
-        out_shape,
-        out_loc: Loc::Input,
-        last_quant_layer: usize::MAX,
-    };
+    // Written in place (no 1 KB temporary); unused entries show in `Model`'s `Debug`.
+    plan.stages.fill(Stage::unused(input_shape));
+    plan.n_stages = 0;
+    plan.arena_bytes = 0;
+    plan.out_shape = out_shape;
+    plan.last_quant_layer = usize::MAX;
     let (mut shape, mut zp, mut loc) = (input_shape, input_zp, Loc::Input);
     let mut i = 0;
     while i < layers.len() {
@@ -316,5 +342,5 @@ pub(crate) fn plan(input_shape: Shape, input_zp: i32, layers: &[LayerSpec]) -> R
         return Err(Error::InconsistentLayer { layer: 0, reason: "no conv2d or dense layer" });
     }
     plan.out_loc = loc;
-    Ok(plan)
+    Ok(())
 }

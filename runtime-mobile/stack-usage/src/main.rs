@@ -21,10 +21,11 @@ mod generated {
 }
 use generated::{ARENA_BYTES, BOARD, INPUT_LEN, N_CLASSES, N_IMAGES, TARGET};
 
-/// Stack budgets (bytes below the caller), regression guards set from the measured release
-/// figures plus headroom (README.md), not goals: parsing does not fit a 16 KiB part yet.
-const PARSE_STACK_BUDGET: usize = 10 * 1024;
-const RUN_STACK_BUDGET: usize = 1536;
+/// Stack budgets (bytes below the caller): regression guards just above the measured figures
+/// (README.md). Parse: 1,908 bytes at most (v6m release). Inference: 1,112 at most, but it moved
+/// between 860 and 1,228 while the kernels were reworked, so its guard sits above that range.
+const PARSE_STACK_BUDGET: usize = 2048;
+const RUN_STACK_BUDGET: usize = 1280;
 
 static MODEL: &[u8] =
     include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/mnist.int8.safetensors"));
@@ -187,9 +188,10 @@ fn main() -> ! {
     let base_parse = sp();
     let parsed = parse_phase(MODEL);
     let parse_stack = high_water(base_parse, top);
-    let model = match parsed {
+    // Borrowed, not moved out: moving would put a second `Model` (~3 KB) in this frame.
+    let model = match &parsed {
         Ok(m) => m,
-        Err(e) => fail(Exit::Engine, "Model::parse", &e),
+        Err(e) => fail(Exit::Engine, "Model::parse", e),
     };
     let parse_stack = parse_stack.unwrap_or_else(|e| fail(Exit::Measurement, "parse", &e));
     if model.arena_bytes() != ARENA_BYTES {
@@ -203,7 +205,7 @@ fn main() -> ! {
     for i in 0..N_IMAGES {
         let input = &INPUTS[i * INPUT_LEN..(i + 1) * INPUT_LEN];
         let out = &mut SCORES[i * N_CLASSES..(i + 1) * N_CLASSES];
-        match run_phase(&model, input, &mut ARENA[..], out) {
+        match run_phase(model, input, &mut ARENA[..], out) {
             Ok(c) => CLASSES[i] = c,
             Err(e) => {
                 error = Some((i, e));
