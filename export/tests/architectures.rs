@@ -9,7 +9,7 @@ use candle_core::Device;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use runtime_mobile::{Model, Op};
-use tract_onnx::prelude::*;
+use common::{argmax_rows, tract_logits};
 use train::data::{Dataset, DatasetKind, Split};
 use train::model::{Architecture, Cnn, Layer};
 use train::run::{Recipe, RunOptions};
@@ -46,20 +46,9 @@ fn runtime_accuracy(bytes: &[u8], split: &Split) -> f64 {
     correct as f64 / split.len() as f64
 }
 
+/// tract's class for each of the first `n` images of `split` through the ONNX file at `path`.
 fn tract_argmax(path: &Path, split: &Split, n: usize) -> Vec<u8> {
-    let model = tract_onnx::onnx()
-        .model_for_path(path)
-        .unwrap()
-        .with_input_fact(0, f32::fact([n, 1, 28, 28]).into())
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let pixels: Vec<f32> = split.images[..n * 784].iter().map(|&p| p as f32 / 255.0).collect();
-    let out = model.run(tvec!(Tensor::from_shape(&[n, 1, 28, 28], &pixels).unwrap().into_tvalue())).unwrap();
-    let v: Vec<f32> = out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect();
-    v.chunks(10).map(|r| r.iter().enumerate().fold(0, |best, (i, &x)| if x > r[best] { i } else { best }) as u8).collect()
+    argmax_rows(&tract_logits(path, &split.images[..n * 784]))
 }
 
 #[test]

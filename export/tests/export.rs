@@ -7,11 +7,10 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::{CALIBRATION, TEST_IMAGES, fixture, repo_root};
+use common::{CALIBRATION, TEST_IMAGES, argmax_rows, fixture, repo_root, tract_logits};
 use export::calibrate::{images, layer_outputs};
 use runtime_mobile::format::keys;
 use runtime_mobile::{Activation, Op, Shape};
-use tract_onnx::prelude::*;
 
 /// Candle's logits for the fixture's test images, `[n * 10]`.
 fn candle_logits() -> Vec<f32> {
@@ -29,27 +28,7 @@ fn candle_logits() -> Vec<f32> {
 /// Runs an ONNX file with tract on the fixture's test images; returns the `[n * 10]` output.
 fn tract_run(name: &str) -> Vec<f32> {
     let f = fixture();
-    let n = f.export.test.len();
-    let model = tract_onnx::onnx()
-        .model_for_path(f.path(name))
-        .unwrap()
-        .with_input_fact(0, f32::fact([n, 1, 28, 28]).into())
-        .unwrap()
-        .into_optimized()
-        .unwrap()
-        .into_runnable()
-        .unwrap();
-    let pixels: Vec<f32> = f.export.test.images.iter().map(|&p| p as f32 / 255.0).collect();
-    let input = Tensor::from_shape(&[n, 1, 28, 28], &pixels).unwrap();
-    let out = model.run(tvec!(input.into_tvalue())).unwrap();
-    assert_eq!(out[0].shape(), &[n, 10]);
-    out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
-}
-
-fn argmax_rows(v: &[f32]) -> Vec<u8> {
-    v.chunks(10)
-        .map(|r| r.iter().enumerate().fold(0, |best, (i, &x)| if x > r[best] { i } else { best }) as u8)
-        .collect()
+    tract_logits(&f.path(name), &f.export.test.images)
 }
 
 #[test]

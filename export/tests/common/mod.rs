@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use candle_core::Device;
+use tract_onnx::prelude::*;
 use train::data::{Dataset, DatasetKind};
 use train::run::{Recipe, RunOptions};
 
@@ -57,4 +58,30 @@ pub fn fixture() -> &'static Fixture {
         .unwrap();
         Fixture { dir, export }
     })
+}
+
+/// Runs an ONNX file with tract on MNIST images (`pixels`: `n` images of 28x28 bytes, fed as
+/// pixel / 255); returns the `[n * 10]` output.
+pub fn tract_logits(path: &Path, pixels: &[u8]) -> Vec<f32> {
+    let n = pixels.len() / 784;
+    let model = tract_onnx::onnx()
+        .model_for_path(path)
+        .unwrap()
+        .with_input_fact(0, f32::fact([n, 1, 28, 28]).into())
+        .unwrap()
+        .into_optimized()
+        .unwrap()
+        .into_runnable()
+        .unwrap();
+    let x: Vec<f32> = pixels[..n * 784].iter().map(|&p| p as f32 / 255.0).collect();
+    let out = model.run(tvec!(Tensor::from_shape(&[n, 1, 28, 28], &x).unwrap().into_tvalue())).unwrap();
+    assert_eq!(out[0].shape(), &[n, 10]);
+    out[0].to_plain_array_view::<f32>().unwrap().iter().copied().collect()
+}
+
+/// The index of each row's maximum (the first on ties), for `[n * 10]` logits.
+pub fn argmax_rows(v: &[f32]) -> Vec<u8> {
+    v.chunks(10)
+        .map(|r| r.iter().enumerate().fold(0, |best, (i, &x)| if x > r[best] { i } else { best }) as u8)
+        .collect()
 }
