@@ -14,6 +14,9 @@ use crate::plan::{scratch_bytes, Loc, Plan, Stage, StageOp};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct LayerTensors<'a> {
     pub weight: &'a [i8],
+    /// Whether some weight is -128, which rules out `matvec_i8_sym` (see [`matvec_for`]).
+    /// Found once, when the weights are bound at parse time.
+    pub weight_has_i8_min: bool,
     /// Little-endian i32s (file data is not necessarily 4-aligned).
     pub bias: &'a [u8],
     pub multiplier: &'a [u8],
@@ -22,7 +25,7 @@ pub(crate) struct LayerTensors<'a> {
 
 impl LayerTensors<'_> {
     pub(crate) const EMPTY: LayerTensors<'static> =
-        LayerTensors { weight: &[], bias: &[], multiplier: &[], shift: &[] };
+        LayerTensors { weight: &[], weight_has_i8_min: false, bias: &[], multiplier: &[], shift: &[] };
 }
 
 /// Stands for a violated plan invariant; unreachable for parsed models, but an error beats a panic.
@@ -204,7 +207,7 @@ fn conv(
     let (corr, pacc) = (&mut corr[..oc], &mut pacc[..oc]);
     fold_zero_point(k, t, k_len, st.in_zp, corr);
     let corr = &*corr;
-    let matvec = matvec_for(k, t.weight);
+    let matvec = matvec_for(k, t);
     let rq = requant_params(t, st, relu);
     let geom = Im2col { c, h, w, kh, kw, pad_h, pad_w, pad_val: st.in_zp as i8 };
     let plane = ph * pw;
@@ -326,18 +329,22 @@ fn pack_weight_pairs(w: &[i8], k: usize, n: usize, wt: &mut [i32]) {
 }
 
 /// The matvec for a layer's weights: the faster `matvec_i8_sym` unless a weight is -128 (never
-/// in export's symmetric weights, but the format allows it). One pass over the weights per
-/// layer and inference, a vectorized min.
-fn matvec_for(k: &Kernels, weight: &[i8]) -> fn(&[i8], &[i8], &mut [i32]) {
+/// in export's symmetric weights, but the format allows it).
+fn matvec_for(k: &Kernels, t: &LayerTensors<'_>) -> fn(&[i8], &[i8], &mut [i32]) {
+    if t.weight_has_i8_min { k.matvec_i8 } else { k.matvec_i8_sym }
+}
+
+/// Whether any of `v` is -128: one vectorized pass.
+pub(crate) fn has_i8_min(v: &[i8]) -> bool {
     // Branch-free OR of comparisons over fixed-size chunks: LLVM vectorizes it (a short-circuit
     // `any` it does not).
-    let mut chunks = weight.chunks_exact(64);
-    let mut has_min = 0u8;
+    let mut chunks = v.chunks_exact(64);
+    let mut found = 0u8;
     for c in &mut chunks {
-        has_min |= c.iter().fold(0u8, |a, &v| a | (v == i8::MIN) as u8);
+        found |= c.iter().fold(0u8, |a, &x| a | (x == i8::MIN) as u8);
     }
-    has_min |= chunks.remainder().iter().fold(0u8, |a, &v| a | (v == i8::MIN) as u8);
-    if has_min == 0 { k.matvec_i8_sym } else { k.matvec_i8 }
+    found |= chunks.remainder().iter().fold(0u8, |a, &x| a | (x == i8::MIN) as u8);
+    found != 0
 }
 
 /// Copies `rows` runs of 8 bytes: run `r` (channel `r / kh`, kernel row `r % kh`) from
@@ -492,7 +499,7 @@ fn dense(
     let ints = i32_area(scratch, n.checked_mul(2).ok_or(BROKEN)?)?;
     let (acc, corr) = ints.split_at_mut(n);
     fold_zero_point(k, t, x.len(), st.in_zp, corr);
-    matvec_for(k, t.weight)(t.weight, x, acc);
+    matvec_for(k, t)(t.weight, x, acc);
     for (a, &c) in acc.iter_mut().zip(&*corr) {
         *a = a.wrapping_add(c);
     }

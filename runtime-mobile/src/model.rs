@@ -599,7 +599,10 @@ fn bind_tensors<'a>(
             Found::WrongShape
         } else {
             match kind {
-                TensorKind::Weight => t.weight = crate::bytes::as_i8(e.bytes),
+                TensorKind::Weight => {
+                    t.weight = crate::bytes::as_i8(e.bytes);
+                    t.weight_has_i8_min = crate::engine::has_i8_min(t.weight);
+                }
                 TensorKind::Bias => t.bias = e.bytes,
                 TensorKind::Multiplier => t.multiplier = e.bytes,
                 TensorKind::Shift => t.shift = e.bytes,
