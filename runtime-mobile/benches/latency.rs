@@ -1,6 +1,8 @@
 //! Single-image latency on an MNIST-shaped model (random weights from the test fixture builder;
 //! the arithmetic cost does not depend on the values), one benchmark per kernel table the host
-//! supports: `cargo bench -p runtime-mobile --bench latency`. When the exporter's output
+//! supports, through `Model::run_with` in the minimal arena (`<table>/run`) and through a
+//! `Session` in `Model::session_arena_bytes` (`<table>/session`):
+//! `cargo bench -p runtime-mobile --bench latency`. When the exporter's output
 //! `artifacts/mnist/model.int8.safetensors` exists (it is not committed), it is timed too.
 
 #[path = "../tests/common/mod.rs"]
@@ -16,16 +18,16 @@ use runtime_mobile::{Model, Shape};
 fn bench_model(c: &mut Criterion, group: &str, file: &[u8], rng: &mut Rng) {
     let model = Model::parse(file).unwrap();
     let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
-    let mut arena = vec![0u8; model.arena_bytes()];
     let mut group = c.benchmark_group(group);
     for k in kernels::available().into_iter().flatten() {
-        group.bench_function(k.name, |b| {
-            b.iter(|| {
-                model
-                    .run_with(k, black_box(&input), &mut arena)
-                    .unwrap()
-                    .class
-            })
+        let mut arena = vec![0u8; model.arena_bytes()];
+        group.bench_function(format!("{}/run", k.name), |b| {
+            b.iter(|| model.run_with(k, black_box(&input), &mut arena).unwrap().class)
+        });
+        let mut arena = vec![0u8; model.session_arena_bytes()];
+        let mut session = model.session(k, &mut arena).unwrap();
+        group.bench_function(format!("{}/session", k.name), |b| {
+            b.iter(|| session.run(black_box(&input)).unwrap().class)
         });
     }
     group.finish();

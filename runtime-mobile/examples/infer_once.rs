@@ -1,7 +1,9 @@
 //! Runs single-image inference, for instruction counting and for proving which kernel table a
 //! build/CPU uses (CI prints its first line).
 //!
-//! `infer_once [--kernels scalar|best] [--runs N] [MODEL.safetensors]`: without a model file it
+//! `infer_once [--kernels scalar|best] [--run|--session] [--runs N] [MODEL.safetensors]`: runs
+//! through `Model::run_with` in the minimal `Model::arena_bytes` (default) or through a
+//! `Session` in `Model::session_arena_bytes`; without a model file it
 //! builds an MNIST-shaped model with random weights (the test fixture builder); the arithmetic
 //! cost does not depend on the weight values. Count instructions per inference with
 //! `valgrind --tool=callgrind --toggle-collect='*Model*run_with*' target/release/examples/infer_once`.
@@ -17,7 +19,7 @@ use runtime_mobile::{Model, Shape};
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let (mut table, mut runs, mut path) = (kernels::best(), 1usize, None);
+    let (mut table, mut runs, mut path, mut fast) = (kernels::best(), 1usize, None, false);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--kernels" => match args.next().as_deref() {
@@ -25,6 +27,8 @@ fn main() {
                 Some("best") => table = kernels::best(),
                 other => panic!("--kernels scalar|best, got {other:?}"),
             },
+            "--session" => fast = true,
+            "--run" => fast = false,
             "--runs" => runs = args.next().and_then(|v| v.parse().ok()).expect("--runs N"),
             _ => path = Some(a),
         }
@@ -35,19 +39,25 @@ fn main() {
         None => random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false).build(),
     };
     let model = Model::parse(&file).expect("model");
+    let arena_len = if fast { model.session_arena_bytes() } else { model.arena_bytes() };
     println!(
-        "kernels: {} (detected: {})",
+        "kernels: {} (detected: {}), {}, arena {arena_len} bytes",
         table.name,
-        kernels::detect().name
+        kernels::detect().name,
+        if fast { "session" } else { "Model::run_with" }
     );
     let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
-    let mut arena = vec![0u8; model.arena_bytes()];
+    let mut arena = vec![0u8; arena_len];
     let mut class = 0;
-    for _ in 0..runs {
-        class = model
-            .run_with(table, black_box(&input), &mut arena)
-            .expect("run")
-            .class;
+    if fast {
+        let mut session = model.session(table, &mut arena).expect("session");
+        for _ in 0..runs {
+            class = session.run(black_box(&input)).expect("run").class;
+        }
+    } else {
+        for _ in 0..runs {
+            class = model.run_with(table, black_box(&input), &mut arena).expect("run").class;
+        }
     }
     println!("class {class} after {runs} run(s)");
 }

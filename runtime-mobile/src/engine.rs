@@ -6,9 +6,12 @@
 
 use crate::bytes::{as_i32_mut, as_i8, as_i8_mut, le_i32};
 use crate::error::Error;
-use crate::format::{LayerSpec, Op, Pool, Shape};
-use crate::kernels::{Kernels, Requant};
-use crate::plan::{scratch_bytes, Loc, Plan, Stage, StageOp};
+use crate::format::{LayerSpec, Op, Pool, Shape, MAX_LAYERS};
+use crate::kernels::{Kernels, Patches, Requant};
+use crate::plan::{
+    fast_scratch_bytes, packed_dims, scratch_bytes, Loc, Plan, Stage, StageOp, PACKED_PATCHES,
+    SEGMENT_SLACK,
+};
 
 /// One conv2d/dense layer's tensors, borrowed from the file bytes.
 #[derive(Debug, Clone, Copy)]
@@ -35,11 +38,26 @@ fn len(s: Shape) -> Result<usize, Error> {
     s.len().ok_or(Error::Overflow)
 }
 
-/// Runs all stages; returns the output scores (a slice of the arena).
+/// What a [`crate::Session`] prepares once per layer. Conv: the weights in the packed path's
+/// layout (see [`pack_conv`]) and the bias folded for `x ^ 0x80` inputs. Dense: the folded bias
+/// only (`wp` empty), which [`dense`] otherwise recomputes on every call.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PackedLayer<'p> {
+    /// Conv: `[kh * seg / 4][ocp][4]`.
+    pub wp: &'p [i8],
+    /// Conv: `ocp` values, `bias - (zp_in + 128) * sum(w)` per channel, 0 for padding channels.
+    /// Dense: `out_features` values, `bias - zp_in * sum(w)` (see [`fold_zero_point`]).
+    pub bias: &'p [i32],
+}
+
+/// Runs all stages; returns the output scores (a slice of the arena). `packed[layer]` holds what
+/// a session prepared for that layer (empty for [`crate::Model::run`]): conv layers with one take
+/// the packed path where the arena has room for it, dense layers skip the bias folding.
 pub(crate) fn run<'b>(
     plan: &Plan,
     layers: &[LayerSpec],
     tensors: &[LayerTensors<'_>],
+    packed: &[Option<PackedLayer<'_>>],
     k: &Kernels,
     input: &[i8],
     arena: &'b mut [u8],
@@ -47,8 +65,16 @@ pub(crate) fn run<'b>(
     if arena.len() < plan.arena_bytes {
         return Err(Error::ArenaTooSmall { needed: plan.arena_bytes, got: arena.len() });
     }
-    for stage in plan.stages.get(..plan.n_stages).ok_or(BROKEN)? {
-        run_stage(stage, layers, tensors, k, input, arena)?;
+    let stages = plan.stages.get(..plan.n_stages).ok_or(BROKEN)?;
+    // Which stages take the packed path; consecutive ones hand over channels-last data.
+    let mut takes = [false; MAX_LAYERS];
+    for (t, st) in takes.iter_mut().zip(stages) {
+        *t = takes_packed(st, layers, packed, arena.len())?;
+    }
+    for (i, stage) in stages.iter().enumerate() {
+        let in_hwc = i > 0 && takes[i - 1] && takes[i];
+        let out_hwc = takes[i] && takes.get(i + 1).copied().unwrap_or(false);
+        run_stage(stage, layers, tensors, packed, k, input, arena, [in_hwc, out_hwc])?;
     }
     let n = len(plan.out_shape)?;
     let total = arena.len();
@@ -60,17 +86,43 @@ pub(crate) fn run<'b>(
     Ok(as_i8(out.ok_or(BROKEN)?))
 }
 
+/// The `(low, high)` arena lengths a stage's input and output take (its scratch lies between).
+fn stage_ends(st: &Stage) -> Result<(usize, usize), Error> {
+    let (in_len, out_len) = (len(st.in_shape)?, len(st.out_shape)?);
+    Ok(match (st.in_loc, st.out_loc) {
+        (Loc::Input, _) => (out_len, 0),
+        (Loc::Low, _) => (in_len, out_len),
+        (Loc::High, _) => (out_len, in_len),
+    })
+}
+
+/// Whether `st` runs on the packed path in an arena of `total` bytes: a conv stage whose layer
+/// has packed weights and whose packed scratch fits between its input and output.
+fn takes_packed(st: &Stage, layers: &[LayerSpec], packed: &[Option<PackedLayer<'_>>], total: usize) -> Result<bool, Error> {
+    let StageOp::Conv { layer, .. } = st.op else { return Ok(false) };
+    if !matches!(packed.get(layer), Some(Some(_))) {
+        return Ok(false);
+    }
+    let (low, high) = stage_ends(st)?;
+    let room = total.saturating_sub(low.saturating_add(high));
+    Ok(fast_scratch_bytes(&st.op, layers, st.in_shape, st.out_shape)?.is_some_and(|n| n <= room))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn run_stage(
     st: &Stage,
     layers: &[LayerSpec],
     tensors: &[LayerTensors<'_>],
+    packed: &[Option<PackedLayer<'_>>],
     k: &Kernels,
     input: &[i8],
     arena: &mut [u8],
+    [in_hwc, out_hwc]: [bool; 2],
 ) -> Result<(), Error> {
     let in_len = len(st.in_shape)?;
     let out_len = len(st.out_shape)?;
     let total = arena.len();
+    let take_packed = takes_packed(st, layers, packed, total)?;
 
     if let (StageOp::Relu, Loc::Low | Loc::High) = (st.op, st.in_loc) {
         let buf = match st.in_loc {
@@ -85,11 +137,7 @@ fn run_stage(
     }
 
     // Cut the arena into [low | scratch | high] and pick input/output among them.
-    let (low_len, high_len) = match (st.in_loc, st.out_loc) {
-        (Loc::Input, _) => (out_len, 0),
-        (Loc::Low, _) => (in_len, out_len),
-        (Loc::High, _) => (out_len, in_len),
-    };
+    let (low_len, high_len) = stage_ends(st)?;
     if low_len.checked_add(high_len).is_none_or(|n| n > total) {
         return Err(BROKEN);
     }
@@ -109,11 +157,21 @@ fn run_stage(
             let (Some(spec), Some(t)) = (layers.get(layer), tensors.get(layer)) else {
                 return Err(BROKEN);
             };
-            conv(k, spec, t, st, relu, &pool, avg, conv_hw, x, scratch, out)
+            match packed.get(layer) {
+                Some(Some(p)) if take_packed => {
+                    let geom = PackedStage { relu, pool, avg, conv_hw, in_hwc, out_hwc };
+                    conv_packed(k, spec, p, t, st, &geom, x, scratch, out)
+                }
+                _ => conv(k, spec, t, st, relu, &pool, avg, conv_hw, x, scratch, out),
+            }
         }
         StageOp::Dense { layer, relu } => {
             let Some(t) = tensors.get(layer) else { return Err(BROKEN) };
-            dense(k, t, st, relu, x, scratch, out)
+            let folded = match packed.get(layer) {
+                Some(Some(p)) => Some(p.bias),
+                _ => None,
+            };
+            dense(k, t, st, relu, folded, x, scratch, out)
         }
         StageOp::Pool { pool, avg } => pool_standalone(st, &pool, avg, x, out),
         StageOp::Relu => {
@@ -132,7 +190,7 @@ fn i32_area(scratch: &mut [u8], n: usize) -> Result<&mut [i32], Error> {
 }
 
 /// `bias[o] - zp_in * sum(w[o])`, wrapping: the folded constant term of every accumulator.
-fn fold_zero_point(k: &Kernels, t: &LayerTensors<'_>, k_len: usize, zp_in: i32, corr: &mut [i32]) {
+pub(crate) fn fold_zero_point(k: &Kernels, t: &LayerTensors<'_>, k_len: usize, zp_in: i32, corr: &mut [i32]) {
     (k.row_sums_i8)(t.weight, k_len, corr);
     for (o, c) in corr.iter_mut().enumerate() {
         *c = le_i32(t.bias, o).wrapping_sub(zp_in.wrapping_mul(*c));
@@ -265,6 +323,219 @@ fn conv(
             scatter(out, py * pw + px, plane, pacc);
         }
     }
+    Ok(())
+}
+
+/// A conv stage's fused parts and data layouts, for [`conv_packed`].
+struct PackedStage {
+    relu: bool,
+    pool: Pool,
+    avg: bool,
+    conv_hw: [usize; 2],
+    /// The input is channels-last (HWC), as a previous packed stage wrote it; else CHW.
+    in_hwc: bool,
+    /// Write the output channels-last, for a packed stage that follows; else CHW.
+    out_hwc: bool,
+}
+
+/// [`conv`] on the packed path (a [`crate::Session`] whose table has `conv_packed`, with the
+/// arena room [`fast_scratch_bytes`] asks): the input is copied once as `x ^ 0x80`, channels-last
+/// and with its padding border, so that each kernel row of a receptive field is one contiguous
+/// run of `kw * c` bytes, which `gemm_u8i8` reads in place (no im2col). A pool window's conv
+/// outputs go through one call, so every weight load serves up to [`PACKED_PATCHES`] pixels.
+/// The bias in `p` absorbs the `+ 128`: `sum (x + 128) w = sum x w + 128 sum w`. Pooling and
+/// requantization are [`conv`]'s; max pooling happens inside `gemm_u8i8_max`.
+#[allow(clippy::too_many_arguments)]
+fn conv_packed(
+    k: &Kernels,
+    spec: &LayerSpec,
+    p: &PackedLayer<'_>,
+    t: &LayerTensors<'_>,
+    st: &Stage,
+    g: &PackedStage,
+    x: &[i8],
+    scratch: &mut [u8],
+    out: &mut [i8],
+) -> Result<(), Error> {
+    let Op::Conv2d { kernel: [kh, _], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op
+    else {
+        return Err(BROKEN);
+    };
+    let (Shape::Chw(c, h, w), Shape::Chw(oc, ph, pw)) = (st.in_shape, st.out_shape) else {
+        return Err(BROKEN);
+    };
+    let (ocp, seg) = packed_dims(spec).ok_or(BROKEN)?;
+    let (hp, wpad) = (h + 2 * pad_h, w + 2 * pad_w);
+    let row_stride = wpad * c;
+    if p.wp.len() != kh * seg * ocp || p.bias.len() != ocp || out.len() != oc * ph * pw || x.len() != c * h * w {
+        return Err(BROKEN);
+    }
+    // [input ^ 0x80, HWC, padded | slack | i32s] (sizes as in `fast_scratch_bytes`).
+    let (xin, rest) = scratch.split_at_mut_checked(hp * row_stride + SEGMENT_SLACK).ok_or(BROKEN)?;
+    copy_hwc_flipped(x, [c, h, w], [pad_h, pad_w], g.in_hwc, st.in_zp as u8 ^ 0x80, xin);
+    let xin = &*xin;
+    let ints = i32_area(rest, (PACKED_PATCHES + pw) * ocp)?;
+    let (acc, prow) = ints.split_at_mut(PACKED_PATCHES * ocp);
+    let prow = &mut prow[..pw * ocp];
+    let rq = requant_params(t, st, g.relu);
+    let [ch, cw] = g.conv_hw;
+    let pool = &g.pool;
+    let plane = ph * pw;
+    let mut starts = [0usize; PACKED_PATCHES];
+    let window = Window { k, p, oc, ocp, avg: g.avg, rq: &rq };
+
+    for py in 0..ph {
+        // Each pooled cell of the row: its window's conv outputs, pooled (unrequantized for max).
+        for (px, pacc) in prow.chunks_exact_mut(ocp).enumerate() {
+            pacc.fill(if g.avg { 0 } else { i32::MIN });
+            let (mut count, mut n) = (0i32, 0);
+            for wy in 0..pool.kernel[0] {
+                let Some(cy) = (py * pool.stride[0] + wy).checked_sub(pool.padding[0]) else { continue };
+                if cy >= ch {
+                    continue;
+                }
+                for wx in 0..pool.kernel[1] {
+                    let Some(cx) = (px * pool.stride[1] + wx).checked_sub(pool.padding[1]) else { continue };
+                    if cx >= cw {
+                        continue;
+                    }
+                    // The receptive field's top-left corner in the padded input.
+                    starts[n] = (cy * sh * wpad + cx * sw) * c;
+                    n += 1;
+                    count += 1;
+                    if n == PACKED_PATCHES {
+                        window.run(&Patches { xu: xin, starts: &starts, rows: kh, row_stride, seg }, acc, pacc);
+                        n = 0;
+                    }
+                }
+            }
+            if n > 0 {
+                window.run(&Patches { xu: xin, starts: &starts[..n], rows: kh, row_stride, seg }, acc, pacc);
+            }
+            if g.avg {
+                // Every window holds a real cell (plan: pool padding <= kernel/2).
+                let count = count.max(1);
+                for v in &mut pacc[..oc] {
+                    *v = div_round(*v, count);
+                }
+            }
+        }
+        if !g.avg {
+            (k.requantize_rows)(prow, ocp, oc, &rq);
+        }
+        for (px, vals) in prow.chunks_exact(ocp).enumerate() {
+            let (vals, cell) = (&vals[..oc], py * pw + px);
+            if g.out_hwc {
+                if let Some(dst) = out.get_mut(cell * oc..(cell + 1) * oc) {
+                    for (d, &v) in dst.iter_mut().zip(vals) {
+                        *d = v as i8;
+                    }
+                }
+            } else {
+                scatter(out, cell, plane, vals);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One conv stage's per-window step on the packed path.
+struct Window<'r, 'p> {
+    k: &'r Kernels,
+    p: &'r PackedLayer<'p>,
+    oc: usize,
+    ocp: usize,
+    avg: bool,
+    rq: &'r Requant<'p>,
+}
+
+impl Window<'_, '_> {
+    /// Adds the conv outputs at `src`'s patches into the pool accumulator `pacc` (`ocp`
+    /// values): their max (requantized later, once per cell), or the sum of their requantized
+    /// values for average pooling.
+    fn run(&self, src: &Patches<'_>, acc: &mut [i32], pacc: &mut [i32]) {
+        let Window { k, p, oc, ocp, .. } = *self;
+        if self.avg {
+            let accs = &mut acc[..src.starts.len() * ocp];
+            (k.gemm_u8i8)(p.wp, src, p.bias, accs);
+            (k.requantize_rows)(accs, ocp, oc, self.rq);
+            for a in accs.chunks_exact(ocp) {
+                for (s, &q) in pacc.iter_mut().zip(&a[..oc]) {
+                    *s += q;
+                }
+            }
+        } else {
+            (k.gemm_u8i8_max)(p.wp, src, p.bias, pacc);
+        }
+    }
+}
+
+/// Copies the `[c, h, w]` input `x` (CHW, or HWC when `hwc`) into `dst` as `x ^ 0x80`,
+/// channels-last, inside a border of `pad` cells of `pad_byte`; the bytes after the padded image
+/// get `pad_byte` too.
+fn copy_hwc_flipped(x: &[i8], [c, h, w]: [usize; 3], [pad_h, pad_w]: [usize; 2], hwc: bool, pad_byte: u8, dst: &mut [u8]) {
+    let row_stride = (w + 2 * pad_w) * c;
+    if pad_h > 0 || pad_w > 0 {
+        dst.fill(pad_byte);
+    } else if let Some(tail) = dst.get_mut(h * row_stride..) {
+        tail.fill(pad_byte);
+    }
+    for y in 0..h {
+        let Some(row) = dst.get_mut((y + pad_h) * row_stride + pad_w * c..).and_then(|r| r.get_mut(..w * c)) else {
+            return;
+        };
+        if hwc || c == 1 {
+            // Same order: one run per row (vectorized).
+            if let Some(src) = x.get(y * w * c..(y + 1) * w * c) {
+                for (d, &v) in row.iter_mut().zip(src) {
+                    *d = v as u8 ^ 0x80;
+                }
+            }
+        } else {
+            for (ic, plane) in x.chunks_exact(h * w).take(c).enumerate() {
+                if let Some(src) = plane.get(y * w..(y + 1) * w) {
+                    for (d, &v) in row.iter_mut().skip(ic).step_by(c).zip(src) {
+                        *d = v as u8 ^ 0x80;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Packs a conv layer's `[oc][c][kh][kw]` weights into the packed path's layout: kernel row `ky`
+/// is a segment of `seg` bytes in channels-last order (`t = ky * seg + kx * c + ic`, zero past
+/// `kw * c`), cut into quads of 4 with the `ocp` channels innermost:
+/// `wp[((t / 4) * ocp + o) * 4 + t % 4] = w[o][ic][ky][kx]`, zero for padding channels. Also
+/// folds the bias for `x ^ 0x80` inputs (see [`PackedLayer::bias`]). Runs once per session.
+pub(crate) fn pack_conv(
+    k: &Kernels,
+    spec: &LayerSpec,
+    t: &LayerTensors<'_>,
+    zp_in: i32,
+    wp: &mut [i8],
+    bias: &mut [i32],
+) -> Result<(), Error> {
+    let Op::Conv2d { in_channels: c, out_channels: oc, kernel: [kh, kw], .. } = spec.op else {
+        return Err(BROKEN);
+    };
+    let (ocp, seg) = packed_dims(spec).ok_or(BROKEN)?;
+    let k_len = c * kh * kw;
+    if t.weight.len() != oc * k_len || wp.len() != kh * seg * ocp || bias.len() != ocp {
+        return Err(BROKEN);
+    }
+    wp.fill(0);
+    for (o, row) in t.weight.chunks_exact(k_len).enumerate() {
+        for (i, &v) in row.iter().enumerate() {
+            let (ic, ky, kx) = (i / (kh * kw), i / kw % kh, i % kw);
+            let tt = ky * seg + kx * c + ic;
+            if let Some(d) = wp.get_mut(((tt / 4) * ocp + o) * 4 + tt % 4) {
+                *d = v;
+            }
+        }
+    }
+    bias.fill(0);
+    fold_zero_point(k, t, k_len, zp_in.wrapping_add(128), &mut bias[..oc]);
     Ok(())
 }
 
@@ -483,24 +754,33 @@ impl Im2col {
     }
 }
 
+/// Dense + requant (+ relu); `folded` is the zero-point-folded bias when a session prepared it.
+#[allow(clippy::too_many_arguments)]
 fn dense(
     k: &Kernels,
     t: &LayerTensors<'_>,
     st: &Stage,
     relu: bool,
+    folded: Option<&[i32]>,
     x: &[i8],
     scratch: &mut [u8],
     out: &mut [i8],
 ) -> Result<(), Error> {
     let n = out.len();
-    if t.weight.len() != n * x.len() {
+    if t.weight.len() != n * x.len() || folded.is_some_and(|f| f.len() != n) {
         return Err(BROKEN);
     }
     let ints = i32_area(scratch, n.checked_mul(2).ok_or(BROKEN)?)?;
     let (acc, corr) = ints.split_at_mut(n);
-    fold_zero_point(k, t, x.len(), st.in_zp, corr);
+    let corr = match folded {
+        Some(f) => f,
+        None => {
+            fold_zero_point(k, t, x.len(), st.in_zp, corr);
+            &*corr
+        }
+    };
     matvec_for(k, t)(t.weight, x, acc);
-    for (a, &c) in acc.iter_mut().zip(&*corr) {
+    for (a, &c) in acc.iter_mut().zip(corr) {
         *a = a.wrapping_add(c);
     }
     (k.requantize_i32)(acc, &requant_params(t, st, relu));

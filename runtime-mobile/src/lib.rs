@@ -28,7 +28,9 @@ pub mod plan;
 pub mod preprocess;
 pub mod requant;
 mod safetensors;
+pub mod session;
 
 pub use error::Error;
 pub use format::{Activation, LayerSpec, Op, Pool, Quant, Shape, TensorKind};
 pub use model::{Label, Model, Prediction};
+pub use session::Session;

@@ -520,14 +520,29 @@ impl<'a> Model<'a> {
         if input.len() != self.input_len() {
             return Err(Error::InputSize { expected: self.input_len(), got: input.len() });
         }
-        let scores = engine::run(&self.plan, self.layers(), &self.tensors, kernels, input, arena)?;
+        let scores = engine::run(&self.plan, self.layers(), &self.tensors, &[], kernels, input, arena)?;
+        Ok(Prediction::from_scores(scores))
+    }
+
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+
+    pub(crate) fn tensors(&self) -> &[LayerTensors<'a>] {
+        &self.tensors[..self.n_layers]
+    }
+}
+
+impl<'b> Prediction<'b> {
+    /// The prediction for `scores`: the first highest one wins.
+    pub(crate) fn from_scores(scores: &'b [i8]) -> Self {
         let (mut class, mut score) = (0, i8::MIN);
         for (i, &s) in scores.iter().enumerate() {
             if i == 0 || s > score {
                 (class, score) = (i, s);
             }
         }
-        Ok(Prediction { class, score, scores })
+        Prediction { class, score, scores }
     }
 }
 

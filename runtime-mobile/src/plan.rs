@@ -50,6 +50,11 @@ pub(crate) struct Plan {
     pub stages: [Stage; MAX_LAYERS],
     pub n_stages: usize,
     pub arena_bytes: usize,
+    /// Working arena bytes with which every conv stage of a [`crate::Session`] can take the
+    /// packed path ([`fast_scratch_bytes`]); >= `arena_bytes`.
+    pub session_work_bytes: usize,
+    /// Bytes of all conv layers' packed weights and biases ([`packed_layer_bytes`]).
+    pub packed_bytes: usize,
     pub out_shape: Shape,
     pub out_loc: Loc,
     /// Index of the last conv2d/dense layer (whose quantization the scores have).
@@ -77,6 +82,8 @@ impl Plan {
         stages: [Stage::unused(Shape::Flat(0)); MAX_LAYERS],
         n_stages: 0,
         arena_bytes: 0,
+        session_work_bytes: 0,
+        packed_bytes: 0,
         out_shape: Shape::Flat(0),
         out_loc: Loc::Input,
         last_quant_layer: usize::MAX,
@@ -234,6 +241,54 @@ pub(crate) fn scratch_bytes(op: &StageOp, layers: &[LayerSpec]) -> Result<usize,
     })
 }
 
+/// Patches per call of [`crate::kernels::Kernels::gemm_u8i8`] on the packed conv path: a 2x2
+/// pool window's conv outputs, computed together so each weight load serves four pixels.
+pub(crate) const PACKED_PATCHES: usize = 4;
+
+/// Bytes after the packed path's channels-last input copy: a segment's last quad may read up to
+/// 3 bytes past the receptive field (those bytes meet zero weights).
+pub(crate) const SEGMENT_SLACK: usize = 4;
+
+/// The packed layout of a conv layer: output channels rounded up to
+/// [`crate::kernels::PACK_OC`], and bytes per kernel-row segment (`kw * c` rounded up to 4).
+pub(crate) fn packed_dims(spec: &LayerSpec) -> Option<(usize, usize)> {
+    let Op::Conv2d { in_channels, out_channels, kernel, .. } = spec.op else { return None };
+    let ocp = out_channels.checked_next_multiple_of(crate::kernels::PACK_OC)?;
+    let seg = kernel[1].checked_mul(in_channels)?.checked_next_multiple_of(4)?;
+    Some((ocp, seg))
+}
+
+/// Bytes a session prepares for one layer: a conv layer's packed weights (`kh * seg * ocp`,
+/// 64-aligned) and bias (`ocp` i32s, 4-aligned); a dense layer's folded bias (`out_features`
+/// i32s, 4-aligned); `None` for other layers.
+pub(crate) fn packed_layer_bytes(spec: &LayerSpec) -> Result<Option<usize>, Error> {
+    if let Op::Dense { out_features, .. } = spec.op {
+        return Ok(Some(add(3, mul(4, out_features)?)?));
+    }
+    let Op::Conv2d { kernel, .. } = spec.op else { return Ok(None) };
+    let (ocp, seg) = packed_dims(spec).ok_or(Error::Overflow)?;
+    let weights = add(mul(mul(kernel[0], seg)?, ocp)?, 63)?;
+    Ok(Some(add(add(weights, 3)?, mul(4, ocp)?)?))
+}
+
+/// Scratch bytes of a conv stage on the packed path (`None` for other stages): the input as
+/// `x ^ 0x80`, channels-last and padded (plus [`SEGMENT_SLACK`]), then i32s (4-aligned) for
+/// [`PACKED_PATCHES`] patches' products and a row of pooled cells' accumulators (`oc` rounded
+/// up to [`crate::kernels::PACK_OC`]).
+pub(crate) fn fast_scratch_bytes(op: &StageOp, layers: &[LayerSpec], in_shape: Shape, out_shape: Shape) -> Result<Option<usize>, Error> {
+    let StageOp::Conv { layer, .. } = *op else { return Ok(None) };
+    let spec = layers.get(layer).ok_or(Error::Overflow)?;
+    let (Op::Conv2d { padding, .. }, Shape::Chw(c, h, w), Shape::Chw(_, _, pw)) = (spec.op, in_shape, out_shape) else {
+        return Err(Error::Overflow);
+    };
+    let (ocp, _) = packed_dims(spec).ok_or(Error::Overflow)?;
+    let hp = add(h, mul(2, padding[0])?)?;
+    let wp = add(w, mul(2, padding[1])?)?;
+    let input = add(mul(mul(hp, wp)?, c)?, SEGMENT_SLACK)?;
+    let ints = add(mul(4, mul(add(PACKED_PATCHES, pw)?, ocp)?)?, 3)?;
+    Ok(Some(add(input, ints)?))
+}
+
 /// Validates the chain and plans stages and buffers into `plan` (a [`Plan::EMPTY`]), in place:
 /// a `Plan` is over 1 KB, too much to build in a local and copy out on a microcontroller's stack.
 /// On error `plan` holds a partial plan, to be discarded.
@@ -271,6 +326,8 @@ pub(crate) fn plan_into(
     plan.stages.fill(Stage::unused(input_shape));
     plan.n_stages = 0;
     plan.arena_bytes = 0;
+    plan.session_work_bytes = 0;
+    plan.packed_bytes = 0;
     plan.out_shape = out_shape;
     plan.last_quant_layer = usize::MAX;
     let (mut shape, mut zp, mut loc) = (input_shape, input_zp, Loc::Input);
@@ -332,6 +389,15 @@ pub(crate) fn plan_into(
             (_, Loc::High) => (Loc::Low, add(add(in_len, scratch)?, out_len)?),
         };
         plan.arena_bytes = plan.arena_bytes.max(need);
+        let fast_need = match fast_scratch_bytes(&op, layers, in_shape, out_shape)? {
+            Some(fast) => add(need.checked_sub(scratch).ok_or(Error::Overflow)?, fast)?,
+            None => need,
+        };
+        plan.session_work_bytes = plan.session_work_bytes.max(fast_need).max(plan.arena_bytes);
+        if let StageOp::Conv { layer, .. } | StageOp::Dense { layer, .. } = op {
+            let packed = packed_layer_bytes(&layers[layer])?.ok_or(Error::Overflow)?;
+            plan.packed_bytes = add(plan.packed_bytes, packed)?;
+        }
         plan.stages[plan.n_stages] =
             Stage { op, in_shape, out_shape, in_zp: zp, out_zp, in_loc: loc, out_loc };
         plan.n_stages += 1;

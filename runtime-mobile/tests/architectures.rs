@@ -73,6 +73,13 @@ fn check(file: &str) -> Vec<Op> {
     let tables = tables();
     assert!(!tables.is_empty());
     let mut arena = vec![0u8; model.arena_bytes()];
+    // Sessions with room for the packed conv path (tables with `conv_packed` take it).
+    let mut fast = vec![0u8; model.session_arena_bytes() * tables.len()];
+    let mut sessions: Vec<_> = fast
+        .chunks_exact_mut(model.session_arena_bytes())
+        .zip(&tables)
+        .map(|(arena, k)| model.session(k, arena).unwrap())
+        .collect();
     let mut input = vec![0i8; model.input_len()];
     let mut correct = 0;
     for (i, (image, &label)) in images.chunks_exact(PIXELS).zip(&labels).enumerate() {
@@ -81,9 +88,14 @@ fn check(file: &str) -> Vec<Op> {
         }
         let reference = model.run_with(tables[0], &input, &mut arena).unwrap();
         let (class, scores) = (reference.class, reference.scores.to_vec());
-        for (t, k) in tables.iter().enumerate().skip(1) {
+        for k in tables.iter().skip(1) {
             let p = model.run_with(k, &input, &mut arena).unwrap();
-            assert_eq!(p.scores, scores.as_slice(), "{file}: test image {i}, kernel table {t} differs from the scalar one");
+            assert_eq!(p.scores, scores.as_slice(), "{file}: test image {i}, kernel table {} differs from the scalar one", k.name);
+        }
+        for s in &mut sessions {
+            let name = s.kernels().name;
+            let p = s.run(&input).unwrap();
+            assert_eq!(p.scores, scores.as_slice(), "{file}: test image {i}, kernel table {name} in a session differs from the scalar one");
         }
         correct += (class == label as usize) as usize;
     }

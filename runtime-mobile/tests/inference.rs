@@ -18,6 +18,8 @@ fn check(desc: &common::Desc, rng: &mut Rng, runs: usize) {
     assert_eq!(model.layers(), &desc.specs()[..]);
     // Odd offset: the arena needs no particular alignment.
     let mut arena = vec![0xAAu8; model.arena_bytes() + 1];
+    assert!(model.session_arena_bytes() >= model.arena_bytes());
+    let mut fast = vec![0xAAu8; model.session_arena_bytes() + 1];
     for _ in 0..runs {
         let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
         let want = reference(desc, &input);
@@ -26,10 +28,18 @@ fn check(desc: &common::Desc, rng: &mut Rng, runs: usize) {
         let best = *want.iter().max().unwrap();
         assert_eq!(got.class, want.iter().position(|&v| v == best).unwrap());
         assert_eq!(got.score, best);
-        // Every kernel table this CPU supports (scalar, SIMD), with an unaligned arena.
+        // Every kernel table this CPU supports (scalar, SIMD), with an unaligned arena, minimal
+        // and with room for the packed conv path.
         for k in kernels::available().into_iter().flatten() {
             let p = model.run_with(k, &input, &mut arena[1..]).unwrap();
             assert_eq!(p.scores, &want[..], "kernels {}: {desc:?}", k.name);
+            // (Sessions of the other tables run `run_with`'s code: tested below with spare arenas.)
+            if k.conv_packed {
+                let mut session = model.session(k, &mut fast[1..]).unwrap();
+                assert!(session.is_packed());
+                let p = session.run(&input).unwrap();
+                assert_eq!(p.scores, &want[..], "kernels {} in a session: {desc:?}", k.name);
+            }
         }
     }
 }
@@ -162,10 +172,11 @@ fn symmetric_and_full_range_weights_match_reference() {
 }
 
 /// With arena to spare, conv layers with short patches take `matvec_pairs_i16` (their weights
-/// repacked into the spare bytes): still the reference's answers on every kernel table, and the
-/// same as with the minimal arena.
+/// repacked into the spare bytes), and sessions of tables with `conv_packed` take the packed
+/// path: still the reference's answers on every kernel table, and the same as with the minimal
+/// arena; sessions whose arena cannot hold the packed weights run unpacked.
 #[test]
-fn spare_arena_takes_the_pair_kernel_and_matches_reference() {
+fn spare_arena_takes_the_faster_paths_and_matches_reference() {
     let mut rng = Rng(0x5BA2E);
     for (i, (shape, templates)) in archs().into_iter().enumerate() {
         if cfg!(miri) && i != 1 {
@@ -175,13 +186,29 @@ fn spare_arena_takes_the_pair_kernel_and_matches_reference() {
         let file = desc.build();
         let model = Model::parse(&file).unwrap();
         let mut small = vec![0u8; model.arena_bytes()];
-        let mut big = vec![0x55u8; model.arena_bytes() + 20_000 + 1];
+        let mut big = vec![0x55u8; model.session_arena_bytes().max(model.arena_bytes() + 20_000) + 1];
+        let between = (model.arena_bytes() + model.session_arena_bytes()) / 2;
         for _ in 0..if cfg!(miri) { 1 } else { 2 } {
             let input: Vec<i8> = (0..model.input_len()).map(|_| rng.i8()).collect();
             let want = reference(&desc, &input);
             for k in kernels::available().into_iter().flatten() {
                 let a = model.run_with(k, &input, &mut big[1..]).unwrap().scores.to_vec();
                 assert_eq!(a, want, "kernels {} with a large arena: {desc:?}", k.name);
+                let m = model.run_with(k, &input, &mut big[..between]).unwrap().scores.to_vec();
+                assert_eq!(m, want, "kernels {} with a {between}-byte arena: {desc:?}", k.name);
+                // Sessions: packed (when the table has the path), and in arenas too small to
+                // pack, which run unpacked.
+                let len = model.session_arena_bytes();
+                let s = model.session(k, &mut big[1..=len]).unwrap().run(&input).unwrap().scores.to_vec();
+                assert_eq!(s, want, "kernels {} in a session: {desc:?}", k.name);
+                if len > model.arena_bytes() {
+                    let mut session = model.session(k, &mut big[..len - 1]).unwrap();
+                    assert!(!session.is_packed());
+                    let s = session.run(&input).unwrap().scores.to_vec();
+                    assert_eq!(s, want, "kernels {} in an unpacked session", k.name);
+                }
+                let too_small = model.session(k, &mut big[..model.arena_bytes() - 1]).unwrap_err();
+                assert_eq!(too_small, runtime_mobile::Error::ArenaTooSmall { needed: model.arena_bytes(), got: model.arena_bytes() - 1 });
                 let b = model.run_with(k, &input, &mut small).unwrap().scores.to_vec();
                 assert_eq!(b, want, "kernels {} with the minimal arena", k.name);
             }

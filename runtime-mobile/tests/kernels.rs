@@ -7,7 +7,7 @@
 mod common;
 
 use common::{Rng, ref_requant};
-use runtime_mobile::kernels::{self, Kernels, Requant, scalar};
+use runtime_mobile::kernels::{self, Kernels, Patches, Requant, scalar};
 
 /// The definition with i64 sums, reduced mod 2^32 at the end (what wrapping i32 means).
 fn naive_matvec(w: &[i8], x: &[i8], rows: usize) -> Vec<i32> {
@@ -79,6 +79,72 @@ fn matvec_matches_scalar() {
                     let mut out = vec![0x5A5A_5A5A; rows];
                     (t.matvec_i8)(&w, &x, &mut out);
                     assert_eq!(out, want, "{} k={k} rows={rows} pattern={pattern}", t.name);
+                }
+            }
+        }
+    }
+}
+
+/// `gemm_u8i8`'s definition, in i64 then wrapped: patch `i`, byte `t` at
+/// `xu[starts[i] + (t / seg) * row_stride + t % seg]`, times quad `t / 4` of channel `o`.
+#[allow(clippy::too_many_arguments)]
+fn naive_gemm(wp: &[i8], xu: &[u8], starts: &[usize], rows: usize, row_stride: usize, seg: usize, bias: &[i32]) -> Vec<i32> {
+    let ocp = bias.len();
+    let mut out = Vec::new();
+    for &s in starts {
+        for o in 0..ocp {
+            let mut acc = bias[o] as i64;
+            for t in 0..rows * seg {
+                let u = xu[s + (t / seg) * row_stride + t % seg] as i64;
+                acc += u * wp[((t / 4) * ocp + o) * 4 + t % 4] as i64;
+            }
+            out.push(acc as i32);
+        }
+    }
+    out
+}
+
+#[test]
+fn gemm_u8i8_matches_definition() {
+    // Patch counts around the kernels' blocks of 4, channel counts around their 16-lane groups,
+    // segments and row strides as conv layers make them (and overlapping ones), all byte values
+    // including 255 x -128, the largest products, and start values that make the sums wrap.
+    let tables = tables();
+    let mut rng = Rng(0x6E33_0808);
+    let geometries: &[(usize, usize, usize)] = if cfg!(miri) {
+        &[(2, 8, 12)]
+    } else {
+        &[(1, 4, 4), (1, 28, 28), (5, 8, 28), (5, 160, 384), (3, 12, 8), (2, 1024, 1024), (4, 64, 70)]
+    };
+    for &(rows, seg, row_stride) in geometries {
+        let (ocs, ns): (&[usize], &[usize]) = if cfg!(miri) {
+            (&[17], &[1, 5])
+        } else {
+            (&[1, 10, 16, 17, 32, 48, 64, 65, 80], &[1, 2, 3, 4, 5, 8, 9])
+        };
+        for &oc in ocs {
+            for &n in ns {
+                let pattern = rng.next() % 5;
+                let ocp = oc.next_multiple_of(kernels::PACK_OC);
+                let wp = fill(&mut rng, rows * seg * ocp, pattern);
+                let span = (rows - 1) * row_stride + seg;
+                let xu: Vec<u8> = fill(&mut rng, span + 37, (pattern + 1) % 5).iter().map(|&v| v as u8).collect();
+                let starts: Vec<usize> = (0..n).map(|_| (rng.next() % 38) as usize).collect();
+                let bias: Vec<i32> = (0..ocp).map(|_| rng.next() as i32).collect();
+                let want = naive_gemm(&wp, &xu, &starts, rows, row_stride, seg, &bias);
+                let pmax0: Vec<i32> = (0..ocp).map(|_| rng.next() as i32).collect();
+                let want_max: Vec<i32> = (0..ocp)
+                    .map(|o| (0..n).map(|i| want[i * ocp + o]).fold(pmax0[o], i32::max))
+                    .collect();
+                let src = Patches { xu: &xu, starts: &starts, rows, row_stride, seg };
+                assert!(src.in_bounds());
+                for t in &tables {
+                    let mut out = vec![0x5A5A_5A5A; want.len()];
+                    (t.gemm_u8i8)(&wp, &src, &bias, &mut out);
+                    assert_eq!(out, want, "{} rows={rows} seg={seg} oc={oc} n={n} pattern={pattern}", t.name);
+                    let mut pmax = pmax0.clone();
+                    (t.gemm_u8i8_max)(&wp, &src, &bias, &mut pmax);
+                    assert_eq!(pmax, want_max, "{} max, rows={rows} seg={seg} oc={oc} n={n}", t.name);
                 }
             }
         }
@@ -369,6 +435,19 @@ fn broken_contracts_do_not_fault() {
         (t.matvec_pairs_i16)(&[1; 5], &[2; 4], &mut [0i32; 16]);
         (t.row_sums_i8)(&w, 0, &mut out);
         (t.row_sums_i8)(&w, 16, &mut out);
+        // Packed kernels with lengths that do not match each other, patches outside `xu`, a
+        // segment that is not a multiple of 4, and offsets that overflow.
+        let xu = [2u8; 40];
+        let p = |starts: &'static [usize], rows, row_stride, seg| Patches { xu: &xu, starts, rows, row_stride, seg };
+        for f in [t.gemm_u8i8, t.gemm_u8i8_max] {
+            f(&[1i8; 64], &p(&[], 1, 4, 4), &[0; 16], &mut [0i32; 16]);
+            f(&[1i8; 64], &p(&[0, 1], 1, 4, 4), &[0; 16], &mut [0i32; 31]);
+            f(&[1i8; 63], &p(&[0, 1], 1, 4, 4), &[0; 16], &mut [0i32; 32]);
+            f(&[1i8; 64], &p(&[38], 1, 4, 4), &[0; 16], &mut [0i32; 16]);
+            f(&[1i8; 64], &p(&[0], 1, 4, 4), &[0; 3], &mut [0i32; 16]);
+            f(&[1i8; 96], &p(&[0], 2, 30, 3), &[0; 16], &mut [0i32; 16]);
+            f(&[1i8; 128], &p(&[usize::MAX - 1], 2, usize::MAX / 2, 4), &[0; 16], &mut [0i32; 16]);
+        }
         let mut acc = [1i32; 9];
         let short = Requant {
             multiplier: &[0; 7],
@@ -400,8 +479,22 @@ fn selection_is_consistent() {
         avail.contains(&"avx2"),
         std::is_x86_feature_detected!("avx2")
     );
+    #[cfg(all(target_arch = "x86_64", not(miri)))]
+    assert_eq!(
+        avail.contains(&"avx512-vnni"),
+        ["avx2", "avx512f", "avx512bw", "avx512vnni"]
+            .iter()
+            .all(|f| match *f {
+                "avx2" => std::is_x86_feature_detected!("avx2"),
+                "avx512f" => std::is_x86_feature_detected!("avx512f"),
+                "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
+                _ => std::is_x86_feature_detected!("avx512vnni"),
+            })
+    );
+    // The packed path's reference always comes second.
+    assert_eq!(avail[1], "scalar-packed");
     #[cfg(miri)]
-    assert_eq!(avail, ["scalar"]);
+    assert_eq!(avail, ["scalar", "scalar-packed"]);
     #[cfg(all(target_arch = "aarch64", not(miri)))]
     {
         assert!(avail.contains(&"neon"));
@@ -425,6 +518,16 @@ fn unchecked_constructors_match_detection() {
         // SAFETY: AVX2 was just detected on this CPU.
         let k = unsafe { kernels::x86::avx2_unchecked() };
         assert!(std::ptr::eq(k, kernels::x86::detect_avx2().unwrap()));
+        let mut out = [0i32; 3];
+        (k.matvec_i8)(&w, &x, &mut out);
+        assert_eq!(out, want);
+        checked += 1;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if let Some(detected) = kernels::avx512::detect_avx512_vnni() {
+        // SAFETY: detection just found AVX2, AVX-512F/BW and VNNI on this CPU.
+        let k = unsafe { kernels::avx512::avx512_vnni_unchecked() };
+        assert!(std::ptr::eq(k, detected));
         let mut out = [0i32; 3];
         (k.matvec_i8)(&w, &x, &mut out);
         assert_eq!(out, want);

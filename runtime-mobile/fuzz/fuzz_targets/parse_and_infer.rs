@@ -1,6 +1,7 @@
 //! Model files from arbitrary bytes: `Model::parse` must return `Ok` or `Err` (never panic, hang
 //! or read out of bounds), and every model it accepts must run in an arena of exactly
-//! `arena_bytes()` on any input, with every kernel table this CPU has giving the same scores.
+//! `arena_bytes()` on any input, with every kernel table this CPU has giving the same scores, also
+//! through a `Session` (the packed conv path).
 //!
 //! Two input modes:
 //! - **raw**: the input is the model file. The inference input is taken from the file's last
@@ -146,6 +147,21 @@ fn exercise(file: &[u8], input_bytes: &[u8]) {
         arena.fill(0x5A);
         let p = model.run_with(k, &input, &mut arena).expect("SIMD run");
         assert_eq!(p.scores, &want[..], "kernel table {}", k.name);
+    }
+
+    // Sessions (weights prepared once; the packed conv path on tables that have it, in an arena
+    // of session_arena_bytes()) give the same scores, run after run.
+    let session_len = model.session_arena_bytes();
+    assert!(session_len >= arena_len);
+    if session_len <= MAX_ALLOC {
+        let mut session_arena = vec![0xC3u8; session_len];
+        for k in kernels::available().into_iter().flatten() {
+            let mut s = model.session(k, &mut session_arena).expect("a session in session_arena_bytes()");
+            assert_eq!(s.is_packed(), k.conv_packed, "kernel table {}", k.name);
+            for _ in 0..2 {
+                assert_eq!(s.run(&input).expect("session run").scores, &want[..], "session, kernel table {}", k.name);
+            }
+        }
     }
 
     // The documented run-time errors.

@@ -25,6 +25,9 @@ pub mod scalar;
 #[cfg(all(target_arch = "x86_64", target_endian = "little"))]
 pub mod x86;
 
+#[cfg(all(target_arch = "x86_64", target_endian = "little"))]
+pub mod avx512;
+
 #[cfg(all(
     target_arch = "aarch64",
     target_endian = "little",
@@ -35,8 +38,15 @@ pub mod neon;
 /// A set of kernel implementations.
 #[derive(Debug)]
 pub struct Kernels {
-    /// Human-readable name ("scalar", "avx2", "neon", "neon-dotprod").
+    /// Human-readable name ("scalar", "scalar-packed", "avx2", "avx512-vnni", "neon",
+    /// "neon-dotprod").
     pub name: &'static str,
+    /// Whether a [`crate::Session`] runs conv layers through the packed path (weights
+    /// repacked once, channel-innermost, then [`Kernels::gemm_u8i8`] straight from a
+    /// channels-last copy of the input: no im2col). [`crate::Model::run`] and tables that
+    /// leave it off use the matvec kernels on one im2col patch at a time. Tables that leave it
+    /// off still implement the packed kernels (the scalar reference), so tests can compare.
+    pub conv_packed: bool,
     /// Matrix-vector product: for each `r < out.len()`,
     /// `out[r] = sum_k w[r * x.len() + k] * x[k]` in wrapping i32 arithmetic.
     /// Callers guarantee `w.len() == out.len() * x.len()` (implementations must stay memory-safe
@@ -60,6 +70,21 @@ pub struct Kernels {
     /// one call yields every output channel of a pixel with no horizontal sums, where
     /// `matvec_i8` spends most of a 25-byte row on its tail and sums.
     pub matvec_pairs_i16: fn(wt: &[i32], xp: &[i32], out: &mut [i32]),
+    /// The packed path's product, unsigned activations times signed weights, on top of a
+    /// per-channel start value: for each patch `i < n = src.starts.len()` and each `o < ocp`,
+    /// `out[i * ocp + o] = bias[o] + sum_t src.byte(i, t) * wp[((t / 4) * ocp + o) * 4 + t % 4]`
+    /// over `t < src.rows * src.seg`, in wrapping i32 arithmetic ([`Patches`] defines `byte`),
+    /// where `ocp = out.len() / n` is a multiple of [`PACK_OC`], `bias` holds `ocp` values and
+    /// `wp` holds `rows * seg / 4` quads of `ocp` channels. The engine passes activations as
+    /// `x + 128` (`x ^ 0x80`) and folds `-128 * sum(w)` into `bias`, so `u8 x i8` is exact for
+    /// every int8 value: VNNI's `vpdpbusd` sums four such products into i32 without
+    /// saturation. Callers guarantee those lengths and that every patch lies inside `src.xu`
+    /// (implementations must stay memory-safe if not; `out` is then unspecified).
+    pub gemm_u8i8: fn(wp: &[i8], src: &Patches<'_>, bias: &[i32], out: &mut [i32]),
+    /// [`Kernels::gemm_u8i8`] reduced by max over the patches, into `pmax` (`ocp` values):
+    /// `pmax[o] = max(pmax[o], out[i * ocp + o] for every patch i)`, so a max-pool window's conv
+    /// outputs never leave the registers. `ocp = pmax.len()`; the same contract otherwise.
+    pub gemm_u8i8_max: fn(wp: &[i8], src: &Patches<'_>, bias: &[i32], pmax: &mut [i32]),
     /// Row sums: `out[r] = sum_k w[r * k_len + k]` (wrapping), used to fold the input zero point.
     pub row_sums_i8: fn(w: &[i8], k_len: usize, out: &mut [i32]),
     /// Requantizes in place: `acc[o] = requantize(acc[o], M[o], shift[o], zp_out, lo)` (see
@@ -68,6 +93,11 @@ pub struct Kernels {
     /// `acc.len()` i32s and the ranges [`Requant`] documents (as parsing validates);
     /// implementations must stay memory-safe otherwise.
     pub requantize_i32: fn(acc: &mut [i32], q: &Requant<'_>),
+    /// [`Kernels::requantize_i32`] on rows: `acc[r * stride + o]` for channels `o < channels`
+    /// of every whole or partial row `r` (`stride >= channels`; the values between are left
+    /// alone). One call for many pixels' channel vectors keeps the parameter set-up out of the
+    /// loop and lets independent rows overlap. Same parameter contract as `requantize_i32`.
+    pub requantize_rows: fn(acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>),
 }
 
 /// One layer's requantization parameters.
@@ -83,6 +113,55 @@ pub struct Requant<'a> {
     pub lo: i32,
 }
 
+/// Output channels per group in the packed weight layout ([`Kernels::gemm_u8i8`]): one
+/// AVX-512 register of i32 lanes.
+pub const PACK_OC: usize = 16;
+
+/// Where [`Kernels::gemm_u8i8`] reads its patches: patch `i` is `rows` segments of `seg` bytes,
+/// segment `r` starting at `xu[starts[i] + r * row_stride]`, so byte `t` of patch `i` is
+/// `xu[starts[i] + (t / seg) * row_stride + t % seg]`. A conv layer's receptive field in a
+/// channels-last (HWC) input is exactly that: one segment per kernel row, each `kw * c`
+/// contiguous bytes (rounded up to `seg`, a multiple of 4; the extra bytes meet zero weights).
+#[derive(Debug, Clone, Copy)]
+pub struct Patches<'a> {
+    /// Activation bytes (`x ^ 0x80`).
+    pub xu: &'a [u8],
+    /// Offset of each patch's first segment in `xu`.
+    pub starts: &'a [usize],
+    pub rows: usize,
+    pub row_stride: usize,
+    /// Bytes per segment, a multiple of 4.
+    pub seg: usize,
+}
+
+impl Patches<'_> {
+    /// Byte `t` of patch `i`, if inside `xu`.
+    #[inline]
+    pub fn byte(&self, i: usize, t: usize) -> Option<u8> {
+        let seg = self.seg.max(1);
+        let off = self
+            .starts
+            .get(i)?
+            .checked_add((t / seg).checked_mul(self.row_stride)?)?
+            .checked_add(t % seg)?;
+        self.xu.get(off).copied()
+    }
+
+    /// Whether every patch lies inside `xu` and `seg` is a multiple of 4 (what SIMD kernels
+    /// check before reading without bounds checks).
+    pub fn in_bounds(&self) -> bool {
+        let Some(span) = self
+            .rows
+            .checked_sub(1)
+            .and_then(|r| r.checked_mul(self.row_stride))
+            .and_then(|v| v.checked_add(self.seg))
+        else {
+            return self.rows == 0;
+        };
+        self.seg.is_multiple_of(4) && self.starts.iter().all(|&s| s.checked_add(span).is_some_and(|e| e <= self.xu.len()))
+    }
+}
+
 /// The fastest table this build may use without runtime checks (compile-time target features).
 /// Always sound: a SIMD table is only returned when the target guarantees its features.
 pub fn compile_time_best() -> &'static Kernels {
@@ -90,6 +169,23 @@ pub fn compile_time_best() -> &'static Kernels {
         target_arch = "x86_64",
         target_endian = "little",
         target_feature = "avx2",
+        target_feature = "avx512f",
+        target_feature = "avx512bw",
+        target_feature = "avx512vnni",
+        not(miri)
+    ))]
+    {
+        return avx512::avx512_vnni();
+    }
+    #[cfg(all(
+        target_arch = "x86_64",
+        target_endian = "little",
+        target_feature = "avx2",
+        not(all(
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        )),
         not(miri)
     ))]
     {
@@ -145,13 +241,17 @@ pub fn detect() -> &'static Kernels {
 
 /// Every table usable on the running CPU, slowest (scalar) first; `None` slots are tables this
 /// CPU or target lacks. Tests run each one against the scalar reference.
+/// The scalar tables come first: the reference and the reference with the packed conv path
+/// ([`scalar::KERNELS_PACKED`]), so every engine path is checked against the reference.
 #[cfg(feature = "std")]
-pub fn available() -> [Option<&'static Kernels>; 3] {
+pub fn available() -> [Option<&'static Kernels>; 4] {
     #[allow(unused_mut)]
-    let mut out: [Option<&'static Kernels>; 3] = [Some(&scalar::KERNELS), None, None];
+    let mut out: [Option<&'static Kernels>; 4] =
+        [Some(&scalar::KERNELS), Some(&scalar::KERNELS_PACKED), None, None];
     #[cfg(all(target_arch = "x86_64", target_endian = "little", not(miri)))]
     {
-        out[1] = x86::detect_avx2();
+        out[2] = x86::detect_avx2();
+        out[3] = avx512::detect_avx512_vnni();
     }
     #[cfg(all(
         target_arch = "aarch64",
@@ -160,8 +260,8 @@ pub fn available() -> [Option<&'static Kernels>; 3] {
         not(miri)
     ))]
     {
-        out[1] = Some(neon::neon());
-        out[2] = neon::detect_dotprod();
+        out[2] = Some(neon::neon());
+        out[3] = neon::detect_dotprod();
     }
     out
 }
@@ -199,6 +299,14 @@ mod tests {
     fn compile_time_choice_follows_target_features() {
         let want = if cfg!(miri) {
             "scalar"
+        } else if cfg!(all(
+            target_arch = "x86_64",
+            target_feature = "avx2",
+            target_feature = "avx512f",
+            target_feature = "avx512bw",
+            target_feature = "avx512vnni"
+        )) {
+            "avx512-vnni"
         } else if cfg!(all(target_arch = "x86_64", target_feature = "avx2")) {
             "avx2"
         } else if cfg!(all(target_arch = "aarch64", target_feature = "dotprod")) {

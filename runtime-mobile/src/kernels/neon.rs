@@ -18,26 +18,36 @@ use super::{Kernels, scalar};
 /// (`cfg(target_feature = "neon")` in `mod.rs`), so this table is always usable.
 static NEON: Kernels = Kernels {
     name: "neon",
+    conv_packed: false,
     matvec_i8: matvec_neon,
     matvec_i8_sym: matvec_neon_sym,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
+    // The packed conv path is off here: the reference, for completeness.
+    gemm_u8i8: scalar::gemm_u8i8,
+    gemm_u8i8_max: scalar::gemm_u8i8_max,
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
+    requantize_rows: scalar::requantize_rows,
 };
 
 /// Private: reachable only through the functions below, which establish dotprod support.
 static NEON_DOTPROD: Kernels = Kernels {
     name: "neon-dotprod",
+    conv_packed: false,
     matvec_i8: matvec_dotprod,
     // SDOT sums four exact products per lane whatever the weights: nothing to gain from the bound.
     matvec_i8_sym: matvec_dotprod,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
+    // The packed conv path is off here: the reference, for completeness.
+    gemm_u8i8: scalar::gemm_u8i8,
+    gemm_u8i8_max: scalar::gemm_u8i8_max,
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
+    requantize_rows: scalar::requantize_rows,
 };
 
 /// The plain NEON table (no extension needed).

@@ -1,18 +1,27 @@
 //! Plain scalar reference kernels: the definition every SIMD kernel is tested against.
 
-use super::{Kernels, Requant};
+use super::{Kernels, Patches, Requant};
 use crate::bytes::le_i32;
 use crate::requant::requantize;
 
 pub static KERNELS: Kernels = Kernels {
     name: "scalar",
+    conv_packed: false,
     matvec_i8,
     // The reference is exact for every weight; the bound only matters to SIMD versions.
     matvec_i8_sym: matvec_i8,
     matvec_pairs_i16,
+    gemm_u8i8,
+    gemm_u8i8_max,
     row_sums_i8,
     requantize_i32,
+    requantize_rows,
 };
+
+/// The reference with the engine's packed conv path switched on: what the SIMD tables that
+/// take that path (AVX-512 VNNI) are compared against, and how Miri checks the path's engine
+/// code.
+pub static KERNELS_PACKED: Kernels = Kernels { name: "scalar-packed", conv_packed: true, ..KERNELS };
 
 /// See [`Kernels::matvec_i8`]. Iterators (`chunks_exact`/`zip`) keep it panic-free even if a
 /// caller broke the length contract.
@@ -47,6 +56,54 @@ pub fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
     }
 }
 
+/// `bias[o] + sum_t byte(i, t) * w(t, o)` for patch `i` and channel `o` of `ocp`, segment by
+/// segment and quad by quad (a segment outside `xu`, or quads outside `wp`, count as 0: only a
+/// broken contract gets there).
+fn packed_dot(wp: &[i8], src: &Patches<'_>, bias: &[i32], ocp: usize, i: usize, o: usize) -> i32 {
+    let mut acc = bias.get(o).copied().unwrap_or(0);
+    let quads_per_seg = src.seg / 4;
+    let start = src.starts.get(i).copied().unwrap_or(usize::MAX);
+    for r in 0..src.rows {
+        let seg = r
+            .checked_mul(src.row_stride)
+            .and_then(|off| off.checked_add(start))
+            .and_then(|off| src.xu.get(off..off.checked_add(src.seg)?));
+        let Some(seg) = seg else { continue };
+        for (j, xq) in seg.chunks_exact(4).enumerate() {
+            let q = r * quads_per_seg + j;
+            let Some(wq) = wp.get((q * ocp + o) * 4..(q * ocp + o) * 4 + 4) else { continue };
+            for (&u, &w) in xq.iter().zip(wq) {
+                acc = acc.wrapping_add(u as i32 * w as i32);
+            }
+        }
+    }
+    acc
+}
+
+/// See [`Kernels::gemm_u8i8`].
+pub fn gemm_u8i8(wp: &[i8], src: &Patches<'_>, bias: &[i32], out: &mut [i32]) {
+    let n = src.starts.len();
+    if n == 0 {
+        return;
+    }
+    let ocp = out.len() / n;
+    for (i, row) in out.chunks_exact_mut(ocp.max(1)).take(n).enumerate() {
+        for (o, v) in row.iter_mut().enumerate() {
+            *v = packed_dot(wp, src, bias, ocp, i, o);
+        }
+    }
+}
+
+/// See [`Kernels::gemm_u8i8_max`].
+pub fn gemm_u8i8_max(wp: &[i8], src: &Patches<'_>, bias: &[i32], pmax: &mut [i32]) {
+    let ocp = pmax.len();
+    for i in 0..src.starts.len() {
+        for (o, m) in pmax.iter_mut().enumerate() {
+            *m = (*m).max(packed_dot(wp, src, bias, ocp, i, o));
+        }
+    }
+}
+
 /// See [`Kernels::row_sums_i8`].
 pub fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
     if k_len == 0 {
@@ -55,6 +112,28 @@ pub fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
     }
     for (o, row) in out.iter_mut().zip(w.chunks_exact(k_len)) {
         *o = row.iter().fold(0i32, |s, &v| s.wrapping_add(v as i32));
+    }
+}
+
+/// See [`Kernels::requantize_rows`].
+pub fn requantize_rows(acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>) {
+    rows_with(requantize_i32, acc, stride, channels, q);
+}
+
+/// [`Kernels::requantize_rows`] by calls of a `requantize_i32` implementation, row by row.
+pub(crate) fn rows_with(
+    f: fn(&mut [i32], &Requant<'_>),
+    acc: &mut [i32],
+    stride: usize,
+    channels: usize,
+    q: &Requant<'_>,
+) {
+    if stride < channels || stride == 0 {
+        return;
+    }
+    for row in acc.chunks_mut(stride) {
+        let n = row.len().min(channels);
+        f(&mut row[..n], q);
     }
 }
 

@@ -22,11 +22,16 @@ use super::{Kernels, Requant, scalar};
 /// Private: reachable only through the functions below, which establish AVX2 support.
 static AVX2: Kernels = Kernels {
     name: "avx2",
+    conv_packed: false,
     matvec_i8,
     matvec_i8_sym,
     matvec_pairs_i16,
+    // The packed conv path is off here (`vpmaddubsw` would saturate on u8 x i8): the reference.
+    gemm_u8i8: scalar::gemm_u8i8,
+    gemm_u8i8_max: scalar::gemm_u8i8_max,
     row_sums_i8,
     requantize_i32,
+    requantize_rows,
 };
 
 /// The AVX2 table; compiled only when the target guarantees AVX2.
@@ -54,8 +59,9 @@ pub fn detect_avx2() -> Option<&'static Kernels> {
 }
 
 fn matvec_i8(w: &[i8], x: &[i8], out: &mut [i32]) {
-    // SAFETY: this function is only reachable through `AVX2`, which is only handed out when the
-    // CPU supports AVX2 (compile-time feature, runtime detection, or the caller's promise).
+    // SAFETY: this function is only reachable through `AVX2` and `avx512::AVX512_VNNI`, which
+    // are only handed out when the CPU supports AVX2 (compile-time feature, runtime detection,
+    // or the caller's promise; the AVX-512 table requires AVX2 too).
     unsafe { matvec_avx2(w, x, out) }
 }
 
@@ -64,17 +70,21 @@ fn matvec_i8_sym(w: &[i8], x: &[i8], out: &mut [i32]) {
     unsafe { matvec_sym_avx2(w, x, out) }
 }
 
-fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
+pub(super) fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
     // SAFETY: as in `matvec_i8`.
     unsafe { matvec_pairs_avx2(wt, xp, out) }
 }
 
-fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
+pub(super) fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
     // SAFETY: as in `matvec_i8`.
     unsafe { row_sums_avx2(w, k_len, out) }
 }
 
-fn requantize_i32(acc: &mut [i32], q: &Requant<'_>) {
+fn requantize_rows(acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>) {
+    scalar::rows_with(requantize_i32, acc, stride, channels, q);
+}
+
+pub(super) fn requantize_i32(acc: &mut [i32], q: &Requant<'_>) {
     // SAFETY: as in `matvec_i8`.
     unsafe { requant_avx2(acc, q) }
 }

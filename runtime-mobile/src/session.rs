@@ -1,0 +1,103 @@
+//! A model prepared for many inferences with one kernel table: what a phone app keeps while its
+//! camera runs. Preparing packs every conv layer's weights once into the caller's arena
+//! (channel-innermost quads, for tables with a packed conv path such as AVX-512 VNNI), so each
+//! inference skips both the repacking and the im2col copies; dense layers get their
+//! zero-point-folded bias computed once. Without such a table, or with an
+//! arena too small for the packed weights, a session runs exactly like [`Model::run_with`].
+//! Results are identical either way, bit for bit.
+
+use crate::bytes::{as_i32_mut, as_i8_mut};
+use crate::engine::{self, fold_zero_point, pack_conv, PackedLayer};
+use crate::error::Error;
+use crate::format::{Op, MAX_LAYERS};
+use crate::kernels::Kernels;
+use crate::model::{Model, Prediction};
+use crate::plan::{packed_dims, packed_layer_bytes, StageOp};
+
+/// A [`Model`] bound to a kernel table and an arena; see the module docs.
+#[derive(Debug)]
+pub struct Session<'s, 'a> {
+    model: &'s Model<'a>,
+    kernels: &'s Kernels,
+    packed: [Option<PackedLayer<'s>>; MAX_LAYERS],
+    work: &'s mut [u8],
+}
+
+impl<'a> Model<'a> {
+    /// Arena length with which [`Model::session`] packs the conv weights and every stage can
+    /// take its fastest path (the packed weights plus working memory; >= [`Model::arena_bytes`]).
+    pub fn session_arena_bytes(&self) -> usize {
+        self.plan().packed_bytes.saturating_add(self.plan().session_work_bytes)
+    }
+
+    /// Prepares `kernels` and `arena` for repeated inference. With a table that has
+    /// `conv_packed` and an arena of at least [`Model::session_arena_bytes`], the conv weights are
+    /// packed into the arena now; otherwise the session runs like [`Model::run_with`], which
+    /// needs [`Model::arena_bytes`] (less is refused with [`Error::ArenaTooSmall`]).
+    pub fn session<'s>(&'s self, kernels: &'s Kernels, arena: &'s mut [u8]) -> Result<Session<'s, 'a>, Error> {
+        let mut packed = [None; MAX_LAYERS];
+        let plan = self.plan();
+        if !kernels.conv_packed || arena.len() < self.session_arena_bytes() {
+            if arena.len() < plan.arena_bytes {
+                return Err(Error::ArenaTooSmall { needed: plan.arena_bytes, got: arena.len() });
+            }
+            return Ok(Session { model: self, kernels, packed, work: arena });
+        }
+        let (mut store, work) = arena.split_at_mut(plan.packed_bytes);
+        for st in plan.stages.get(..plan.n_stages).unwrap_or(&[]) {
+            let (StageOp::Conv { layer, .. } | StageOp::Dense { layer, .. }) = st.op else { continue };
+            let (Some(spec), Some(t)) = (self.layers().get(layer), self.tensors().get(layer)) else {
+                return Err(Error::Overflow);
+            };
+            let bytes = packed_layer_bytes(spec)?.ok_or(Error::Overflow)?;
+            let (region, rest) = core::mem::take(&mut store).split_at_mut_checked(bytes).ok_or(Error::Overflow)?;
+            store = rest;
+            packed[layer] = Some(match spec.op {
+                Op::Conv2d { kernel: [kh, _], .. } => {
+                    let (ocp, seg) = packed_dims(spec).ok_or(Error::Overflow)?;
+                    // [align 64 | weights | align 4 | bias]: `packed_layer_bytes` reserves both slacks.
+                    let skip = region.as_ptr().align_offset(64).min(63);
+                    let (wp, rest) = region[skip..].split_at_mut_checked(kh * seg * ocp).ok_or(Error::Overflow)?;
+                    let bias = as_i32_mut(rest).get_mut(..ocp).ok_or(Error::Overflow)?;
+                    let wp = as_i8_mut(wp);
+                    pack_conv(kernels, spec, t, st.in_zp, wp, bias)?;
+                    PackedLayer { wp, bias }
+                }
+                Op::Dense { out_features, .. } => {
+                    let bias = as_i32_mut(region).get_mut(..out_features).ok_or(Error::Overflow)?;
+                    let k_len = t.weight.len() / out_features.max(1);
+                    fold_zero_point(kernels, t, k_len, st.in_zp, bias);
+                    PackedLayer { wp: &[], bias }
+                }
+                _ => return Err(Error::Overflow),
+            });
+        }
+        Ok(Session { model: self, kernels, packed, work })
+    }
+}
+
+impl<'a> Session<'_, 'a> {
+    /// Runs inference on `input` (as [`Model::run`]); the scores borrow the session's arena.
+    pub fn run(&mut self, input: &[i8]) -> Result<Prediction<'_>, Error> {
+        let m = self.model;
+        if input.len() != m.input_len() {
+            return Err(Error::InputSize { expected: m.input_len(), got: input.len() });
+        }
+        let scores = engine::run(m.plan(), m.layers(), m.tensors(), &self.packed, self.kernels, input, self.work)?;
+        Ok(Prediction::from_scores(scores))
+    }
+
+    pub fn model(&self) -> &Model<'a> {
+        self.model
+    }
+
+    pub fn kernels(&self) -> &Kernels {
+        self.kernels
+    }
+
+    /// Whether the weights were prepared (a table with the packed path and a large enough
+    /// arena).
+    pub fn is_packed(&self) -> bool {
+        self.packed.iter().any(Option::is_some)
+    }
+}
