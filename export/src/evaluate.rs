@@ -36,7 +36,12 @@ pub fn int8_predictions(bytes: &[u8], split: &Split) -> Result<Vec<u8>> {
             .map(|start| {
                 s.spawn(move || -> Result<Vec<u8>> {
                     let end = (start + per).min(split.len());
-                    let mut arena = vec![0u8; model.arena_bytes()];
+                    // A session: weights prepared once per thread (the packed conv path where
+                    // the CPU has one); the same answers as `Model::run`, bit for bit.
+                    let mut arena = vec![0u8; model.session_arena_bytes()];
+                    let mut session = model
+                        .session(runtime_mobile::kernels::best(), &mut arena)
+                        .map_err(|e| anyhow!("runtime-mobile session: {e}"))?;
                     let mut input = vec![0i8; model.input_len()];
                     let q = model.input_quant();
                     (start..end)
@@ -44,7 +49,7 @@ pub fn int8_predictions(bytes: &[u8], split: &Split) -> Result<Vec<u8>> {
                             for (x, &p) in input.iter_mut().zip(split.image(i)) {
                                 *x = quantize_pixel(p, q);
                             }
-                            let p = model.run(&input, &mut arena).map_err(|e| anyhow!("runtime-mobile, test image {i}: {e}"))?;
+                            let p = session.run(&input).map_err(|e| anyhow!("runtime-mobile, test image {i}: {e}"))?;
                             u8::try_from(p.class).context("class index exceeds 255")
                         })
                         .collect()

@@ -22,18 +22,24 @@ fn test_pixels() -> &'static [u8] {
     &pipeline().data.test.images[..TEST_IMAGES * OUT_PIXELS]
 }
 
-/// "class s0 .. s9" per test image, as `score-images` prints it.
-fn score_lines(table: &Kernels) -> Vec<String> {
+/// "class s0 .. s9" per test image, as `score-images` prints it: through `Model::run_with` in
+/// the minimal arena, or through a `Session` (the packed conv path on tables that have it).
+fn score_lines(table: &Kernels, session: bool) -> Vec<String> {
     let file = std::fs::read(pipeline().path(export::INT8_FILE)).unwrap();
     let model = Model::parse(&file).unwrap();
     let quantizer = InputQuantizer::new(model.input_quant()).unwrap();
+    let mut arena = vec![0u8; if session { model.session_arena_bytes() } else { model.arena_bytes() }];
+    let mut s = session.then(|| model.session(table, &mut arena).unwrap());
     let mut arena = vec![0u8; model.arena_bytes()];
     let mut input = [0i8; OUT_PIXELS];
     test_pixels()
         .chunks_exact(OUT_PIXELS)
         .map(|image| {
             quantizer.quantize(image.try_into().unwrap(), &mut input);
-            let p = model.run_with(table, &input, &mut arena).unwrap();
+            let p = match &mut s {
+                Some(s) => s.run(&input).unwrap(),
+                None => model.run_with(table, &input, &mut arena).unwrap(),
+            };
             let scores: Vec<String> = p.scores.iter().map(|s| s.to_string()).collect();
             format!("{} {}", p.class, scores.join(" "))
         })
@@ -47,12 +53,13 @@ fn classes(lines: &[String]) -> Vec<u8> {
 #[test]
 fn every_kernel_table_of_this_cpu_gives_the_scores_export_measured() {
     let p = pipeline();
-    let reference = score_lines(&kernels::scalar::KERNELS);
+    let reference = score_lines(&kernels::scalar::KERNELS, false);
     assert_eq!(classes(&reference), p.export.int8_predictions, "scalar kernels vs export's int8 evaluation");
     let tables: Vec<&Kernels> = kernels::available().into_iter().flatten().collect();
     assert!(!tables.is_empty());
     for table in tables {
-        assert_eq!(score_lines(table), reference, "kernel table {} differs from scalar", table.name);
+        assert_eq!(score_lines(table, false), reference, "kernel table {} differs from scalar", table.name);
+        assert_eq!(score_lines(table, true), reference, "kernel table {} in a session differs from scalar", table.name);
     }
     let correct = classes(&reference).iter().zip(&p.data.test.labels).filter(|(a, b)| a == b).count();
     let accuracy = correct as f64 / TEST_IMAGES as f64;
@@ -124,7 +131,7 @@ fn phones_aarch64_cpus_give_bit_identical_scores() {
     let bin = aarch64_score_images();
     let images = pipeline().path("test-images.u8");
     std::fs::write(&images, test_pixels()).unwrap();
-    let reference = score_lines(&kernels::scalar::KERNELS);
+    let reference = score_lines(&kernels::scalar::KERNELS, false);
     // QEMU's default CPU has dotprod (the SDOT kernels); a Cortex-A53 has plain NEON only.
     for (cpu, want_kernels) in [(None, "neon-dotprod"), (Some("cortex-a53"), "neon")] {
         let (lines, stderr) = run_under_qemu(&bin, cpu, &images);

@@ -92,13 +92,15 @@ fn latency(c: &mut Criterion) {
 
     let mut group = c.benchmark_group(GROUP);
     let n = images.len();
-    let mut mobile = Mobile::new(&int8_file).unwrap();
+    let mobile = Mobile::new(&int8_file).unwrap();
     for k in &tables {
+        let mut arena = mobile.arena();
+        let mut session = mobile.session(k, &mut arena).unwrap();
         let mut i = 0;
         group.bench_function(mobile_id(k), |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                mobile.classify(k, black_box(&images[i]))
+                session.classify(black_box(&images[i]))
             })
         });
     }

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail, ensure};
 use runtime_mobile::kernels::Kernels;
 use runtime_mobile::preprocess::{InputQuantizer, OUT_PIXELS};
-use runtime_mobile::{Model, Shape};
+use runtime_mobile::{Model, Session, Shape};
 use tract_onnx::prelude::*;
 
 pub const INT8_FILE: &str = "model.int8.safetensors";
@@ -119,14 +119,13 @@ fn argmax(v: &[f32]) -> usize {
         .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
-/// runtime-mobile on one parsed model: each call quantizes the 0..255 pixels to the model's int8
-/// input (the table lookup runtime-mobile's preprocessing does; the int8 ONNX graph's
-/// QuantizeLinear is the same step) and runs the network in a reused arena.
+/// runtime-mobile on one parsed model. Each [`MobileSession`] call quantizes the 0..255 pixels
+/// to the model's int8 input (the table lookup runtime-mobile's preprocessing does; the int8
+/// ONNX graph's QuantizeLinear is the same step) and runs the network in a [`Session`] (weights
+/// prepared once, as an app keeps them; the packed conv path on tables that have it).
 pub struct Mobile<'a> {
     model: Model<'a>,
     quantizer: InputQuantizer,
-    input: [i8; OUT_PIXELS],
-    arena: Vec<u8>,
 }
 
 impl<'a> Mobile<'a> {
@@ -138,22 +137,35 @@ impl<'a> Mobile<'a> {
         );
         let quantizer = InputQuantizer::new(model.input_quant())
             .map_err(|e| anyhow::anyhow!("input quantization: {e:?}"))?;
-        let arena = vec![0u8; model.arena_bytes()];
-        Ok(Mobile {
-            model,
-            quantizer,
-            input: [0; OUT_PIXELS],
-            arena,
-        })
+        Ok(Mobile { model, quantizer })
     }
 
+    /// An arena for [`Mobile::session`]: `Model::session_arena_bytes`.
+    pub fn arena(&self) -> Vec<u8> {
+        vec![0u8; self.model.session_arena_bytes()]
+    }
+
+    pub fn session<'s>(&'s self, kernels: &'s Kernels, arena: &'s mut [u8]) -> Result<MobileSession<'s, 'a>> {
+        let session = self
+            .model
+            .session(kernels, arena)
+            .map_err(|e| anyhow::anyhow!("runtime-mobile session: {e:?}"))?;
+        Ok(MobileSession { session, quantizer: &self.quantizer, input: [0; OUT_PIXELS] })
+    }
+}
+
+/// One kernel table's [`Session`] on a [`Mobile`] model.
+pub struct MobileSession<'s, 'a> {
+    session: Session<'s, 'a>,
+    quantizer: &'s InputQuantizer,
+    input: [i8; OUT_PIXELS],
+}
+
+impl MobileSession<'_, '_> {
     #[inline]
-    pub fn classify(&mut self, kernels: &Kernels, image: &[u8; OUT_PIXELS]) -> usize {
+    pub fn classify(&mut self, image: &[u8; OUT_PIXELS]) -> usize {
         self.quantizer.quantize(image, &mut self.input);
-        self.model
-            .run_with(kernels, &self.input, &mut self.arena)
-            .expect("runtime-mobile run")
-            .class
+        self.session.run(&self.input).expect("runtime-mobile run").class
     }
 }
 
@@ -209,11 +221,13 @@ pub fn predictions(
     tables: &[&'static Kernels],
 ) -> Result<Vec<(String, Vec<usize>)>> {
     let mut out = Vec::new();
-    let mut mobile = Mobile::new(int8_file)?;
+    let mobile = Mobile::new(int8_file)?;
     for k in tables {
+        let mut arena = mobile.arena();
+        let mut session = mobile.session(k, &mut arena)?;
         out.push((
             mobile_id(k),
-            images.iter().map(|img| mobile.classify(k, img)).collect(),
+            images.iter().map(|img| session.classify(img)).collect(),
         ));
     }
     for (id, file) in tract_files(cfg) {
