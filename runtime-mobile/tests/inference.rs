@@ -194,8 +194,10 @@ fn spare_arena_takes_the_faster_paths_and_matches_reference() {
             for k in kernels::available().into_iter().flatten() {
                 let a = model.run_with(k, &input, &mut big[1..]).unwrap().scores.to_vec();
                 assert_eq!(a, want, "kernels {} with a large arena: {desc:?}", k.name);
-                let m = model.run_with(k, &input, &mut big[..between]).unwrap().scores.to_vec();
-                assert_eq!(m, want, "kernels {} with a {between}-byte arena: {desc:?}", k.name);
+                if !cfg!(miri) {
+                    let m = model.run_with(k, &input, &mut big[..between]).unwrap().scores.to_vec();
+                    assert_eq!(m, want, "kernels {} with a {between}-byte arena: {desc:?}", k.name);
+                }
                 // Sessions: packed (when the table has the path), and in arenas too small to
                 // pack, which run unpacked.
                 let len = model.session_arena_bytes();
