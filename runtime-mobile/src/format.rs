@@ -63,7 +63,7 @@ pub const DTYPE_I32: &str = "I32";
 pub enum TensorKind {
     /// I8, conv `[out, in, kh, kw]`, dense `[out, in]`; symmetric (zero point 0) per output channel.
     Weight,
-    /// I32 `[out]`, in accumulator units (scale = input_scale * weight_scale[c]).
+    /// I32 `[out]`, in accumulator units (scale = `input_scale * weight_scale[c]`).
     Bias,
     /// I32 `[out]`, Q0.31 multiplier in [0, 2^31 - 1].
     Multiplier,

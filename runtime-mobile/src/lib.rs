@@ -3,7 +3,7 @@
 //! ([`Model::parse`]) and run in a caller-provided arena ([`Model::run`]).
 //!
 //! The file format (a safetensors file) is specified in `FORMAT.md`; its names and constants are
-//! the items of [`format`], which the exporter uses directly.
+//! the items of [`mod@format`], which the exporter uses directly.
 //!
 //! ```no_run
 //! # fn demo(file: &[u8], pixels: &[i8]) -> Result<(), runtime_mobile::Error> {

@@ -57,7 +57,8 @@ impl<'a> Model<'a> {
                     let (ocp, seg) = packed_dims(spec).ok_or(Error::Overflow)?;
                     // [align 64 | weights | align 4 | bias]: `packed_layer_bytes` reserves both slacks.
                     let skip = region.as_ptr().align_offset(64).min(63);
-                    let (wp, rest) = region[skip..].split_at_mut_checked(kh * seg * ocp).ok_or(Error::Overflow)?;
+                    let region = region.get_mut(skip..).ok_or(Error::Overflow)?;
+                    let (wp, rest) = region.split_at_mut_checked(kh * seg * ocp).ok_or(Error::Overflow)?;
                     let bias = as_i32_mut(rest).get_mut(..ocp).ok_or(Error::Overflow)?;
                     let wp = as_i8_mut(wp);
                     pack_conv(kernels, spec, t, st.in_zp, wp, bias)?;

@@ -9,13 +9,13 @@
 //! feature. Their statics are private; a table is only handed out where the feature is known:
 //! - at compile time, by `cfg(target_feature = ...)`: [`best`] without the `std` feature (NEON is
 //!   baseline on aarch64; AVX2 needs `-C target-feature=+avx2` or a `target-cpu` that has it);
-//! - at run time with the `std` feature: [`detect`] / [`available`] use
-//!   `is_x86_feature_detected!` / `is_aarch64_feature_detected!`, and [`best`] becomes [`detect`];
-//! - or by the caller's promise: the `unsafe fn`s of [`x86`] / [`neon`] (e.g. firmware that knows
-//!   its CPU).
+//! - at run time with the `std` feature: `detect` / `available` use
+//!   `is_x86_feature_detected!` / `is_aarch64_feature_detected!`, and [`best`] becomes `detect`;
+//! - or by the caller's promise: the `unsafe fn`s of the `x86`, `avx512` and `neon` modules
+//!   (e.g. firmware that knows its CPU).
 //!
-//! Under Miri (`cfg(miri)`) only the scalar table is handed out: [`compile_time_best`], [`best`],
-//! [`detect`] and [`available`] never return a SIMD table, so the interpreter checks the scalar
+//! Under Miri (`cfg(miri)`) only the scalar tables are handed out: [`compile_time_best`], [`best`],
+//! `detect` and `available` never return a SIMD table, so the interpreter checks the scalar
 //! kernels and everything around them without emulating vendor intrinsics. (The SIMD kernels'
 //! memory safety is tested natively: `tests/kernels.rs`, and the `parse_and_infer` fuzz target
 //! under AddressSanitizer.)
@@ -215,7 +215,7 @@ pub fn compile_time_best() -> &'static Kernels {
     &scalar::KERNELS
 }
 
-/// The kernels [`crate::Model::run`] uses: [`detect`] with the `std` feature, else
+/// The kernels [`crate::Model::run`] uses: `detect` with the `std` feature, else
 /// [`compile_time_best`].
 pub fn best() -> &'static Kernels {
     #[cfg(feature = "std")]
