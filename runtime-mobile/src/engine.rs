@@ -274,21 +274,8 @@ fn conv(
         for px in 0..pw {
             pacc.fill(if avg { 0 } else { i32::MIN });
             let mut count = 0i32;
-            for wy in 0..pool.kernel[0] {
-                // Conv output row for this window cell; skip pool padding.
-                let Some(cy) = (py * pool.stride[0] + wy).checked_sub(pool.padding[0]) else {
-                    continue;
-                };
-                if cy >= ch {
-                    continue;
-                }
-                for wx in 0..pool.kernel[1] {
-                    let Some(cx) = (px * pool.stride[1] + wx).checked_sub(pool.padding[1]) else {
-                        continue;
-                    };
-                    if cx >= cw {
-                        continue;
-                    }
+            for cy in window_range(pool, 0, py, ch) {
+                for cx in window_range(pool, 1, px, cw) {
                     count += 1;
                     geom.gather(x, [cy * sh, cx * sw], patch_buf);
                     let acc = &mut acc[..oc];
@@ -389,16 +376,8 @@ fn conv_packed(
         for (px, pacc) in prow.chunks_exact_mut(ocp).enumerate() {
             pacc.fill(if g.avg { 0 } else { i32::MIN });
             let (mut count, mut n) = (0i32, 0);
-            for wy in 0..pool.kernel[0] {
-                let Some(cy) = (py * pool.stride[0] + wy).checked_sub(pool.padding[0]) else { continue };
-                if cy >= ch {
-                    continue;
-                }
-                for wx in 0..pool.kernel[1] {
-                    let Some(cx) = (px * pool.stride[1] + wx).checked_sub(pool.padding[1]) else { continue };
-                    if cx >= cw {
-                        continue;
-                    }
+            for cy in window_range(pool, 0, py, ch) {
+                for cx in window_range(pool, 1, px, cw) {
                     // The receptive field's top-left corner in the padded input.
                     starts[n] = (cy * sh * wpad + cx * sw) * c;
                     n += 1;
@@ -537,6 +516,17 @@ pub(crate) fn pack_conv(
     bias.fill(0);
     fold_zero_point(k, t, k_len, zp_in.wrapping_add(128), &mut bias[..oc]);
     Ok(())
+}
+
+/// The coordinates along `axis` (0: rows, 1: columns) of pooled index `i`'s window that lie
+/// inside `0..len`: window offsets `k` with `0 <= i * stride + k - padding < len`, so pool
+/// padding is skipped (the plan keeps padding <= kernel/2: the range is never empty for a valid
+/// pooled index).
+fn window_range(p: &Pool, axis: usize, i: usize, len: usize) -> core::ops::Range<usize> {
+    let (start, pad) = (i * p.stride[axis], p.padding[axis]);
+    let lo = start.max(pad) - pad;
+    let hi = (start + p.kernel[axis]).min(pad + len).saturating_sub(pad);
+    lo..hi.max(lo)
 }
 
 /// `pacc[i] = max(pacc[i], acc[i] + corr[i])` (wrapping add). Out of line, so its loop gets the
@@ -798,16 +788,8 @@ fn pool_standalone(st: &Stage, p: &Pool, avg: bool, x: &[i8], out: &mut [i8]) ->
         for oy in 0..oh {
             for ox in 0..ow {
                 let (mut acc, mut count) = (if avg { 0i32 } else { i32::MIN }, 0i32);
-                for wy in 0..p.kernel[0] {
-                    let iy = (oy * p.stride[0] + wy).wrapping_sub(p.padding[0]);
-                    if iy >= h {
-                        continue;
-                    }
-                    for wx in 0..p.kernel[1] {
-                        let ix = (ox * p.stride[1] + wx).wrapping_sub(p.padding[1]);
-                        if ix >= w {
-                            continue;
-                        }
+                for iy in window_range(p, 0, oy, h) {
+                    for ix in window_range(p, 1, ox, w) {
                         let v = x[(ch * h + iy) * w + ix] as i32;
                         acc = if avg { acc + v } else { acc.max(v) };
                         count += 1;
@@ -819,4 +801,31 @@ fn pool_standalone(st: &Stage, p: &Pool, avg: bool, x: &[i8], out: &mut [i8]) ->
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `window_range` against its definition: every window offset, kept when inside the plane.
+    #[test]
+    fn window_range_is_the_cells_inside_the_plane() {
+        for kernel in 1..5 {
+            for stride in 1..4 {
+                for padding in 0..=kernel / 2 {
+                    let p = Pool { kernel: [kernel, 1], stride: [stride, 1], padding: [padding, 0] };
+                    for len in 1..9 {
+                        for i in 0..len + 2 {
+                            let want: std::vec::Vec<usize> = (0..kernel)
+                                .filter_map(|k| (i * stride + k).checked_sub(padding))
+                                .filter(|&v| v < len)
+                                .collect();
+                            let got: std::vec::Vec<usize> = window_range(&p, 0, i, len).collect();
+                            assert_eq!(got, want, "kernel {kernel} stride {stride} padding {padding} len {len} i {i}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

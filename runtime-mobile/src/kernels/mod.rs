@@ -72,8 +72,9 @@ pub struct Kernels {
     pub matvec_pairs_i16: fn(wt: &[i32], xp: &[i32], out: &mut [i32]),
     /// The packed path's product, unsigned activations times signed weights, on top of a
     /// per-channel start value: for each patch `i < n = src.starts.len()` and each `o < ocp`,
-    /// `out[i * ocp + o] = bias[o] + sum_t src.byte(i, t) * wp[((t / 4) * ocp + o) * 4 + t % 4]`
-    /// over `t < src.rows * src.seg`, in wrapping i32 arithmetic ([`Patches`] defines `byte`),
+    /// `out[i * ocp + o] = bias[o] + sum_t byte(i, t) * wp[((t / 4) * ocp + o) * 4 + t % 4]`
+    /// over `t < src.rows * src.seg`, in wrapping i32 arithmetic (byte `t` of patch `i` as
+    /// [`Patches`] defines it),
     /// where `ocp = out.len() / n` is a multiple of [`PACK_OC`], `bias` holds `ocp` values and
     /// `wp` holds `rows * seg / 4` quads of `ocp` channels. The engine passes activations as
     /// `x + 128` (`x ^ 0x80`) and folds `-128 * sum(w)` into `bias`, so `u8 x i8` is exact for
@@ -135,18 +136,6 @@ pub struct Patches<'a> {
 }
 
 impl Patches<'_> {
-    /// Byte `t` of patch `i`, if inside `xu`.
-    #[inline]
-    pub fn byte(&self, i: usize, t: usize) -> Option<u8> {
-        let seg = self.seg.max(1);
-        let off = self
-            .starts
-            .get(i)?
-            .checked_add((t / seg).checked_mul(self.row_stride)?)?
-            .checked_add(t % seg)?;
-        self.xu.get(off).copied()
-    }
-
     /// Whether every patch lies inside `xu` and `seg` is a multiple of 4 (what SIMD kernels
     /// check before reading without bounds checks).
     pub fn in_bounds(&self) -> bool {

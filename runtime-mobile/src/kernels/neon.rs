@@ -23,10 +23,10 @@ static NEON: Kernels = Kernels {
     matvec_i8_sym: matvec_neon_sym,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
-    // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     // The packed conv path is off here: the reference, for completeness.
     gemm_u8i8: scalar::gemm_u8i8,
     gemm_u8i8_max: scalar::gemm_u8i8_max,
+    // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
     requantize_rows: scalar::requantize_rows,
@@ -41,10 +41,10 @@ static NEON_DOTPROD: Kernels = Kernels {
     matvec_i8_sym: matvec_dotprod,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
-    // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     // The packed conv path is off here: the reference, for completeness.
     gemm_u8i8: scalar::gemm_u8i8,
     gemm_u8i8_max: scalar::gemm_u8i8_max,
+    // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
     requantize_rows: scalar::requantize_rows,
