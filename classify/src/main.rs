@@ -145,8 +145,10 @@ fn preprocess_image(img: &DynamicImage) -> Result<([u8; OUT_PIXELS], Info), Stri
     let frame = Frame::new(&data, format, w, h, w * format.bytes_per_pixel()).map_err(|e| e.to_string())?;
     let mut scratch = vec![0u8; preprocess::SCRATCH_BYTES];
     let mut pixels = [0u8; OUT_PIXELS];
-    let info = preprocess::preprocess(&frame, &Options::DEFAULT, &mut scratch, &mut pixels).map_err(|e| e.to_string())?;
-    Ok((pixels, info))
+    match preprocess::preprocess(&frame, &Options::DEFAULT, &mut scratch, &mut pixels).map_err(|e| e.to_string())? {
+        preprocess::Preprocessed::Digit(info) => Ok((pixels, info)),
+        preprocess::Preprocessed::NoDigit(reason) => Err(reason.to_string()),
+    }
 }
 
 /// Softmax of the dequantized scores (host-side display only).

@@ -32,7 +32,7 @@ impl LayerTensors<'_> {
 }
 
 /// Stands for a violated plan invariant; unreachable for parsed models, but an error beats a panic.
-const BROKEN: Error = Error::ArenaTooSmall { needed: usize::MAX, got: 0 };
+const BROKEN: Error = Error::Internal("engine: the plan does not fit the model or the arena");
 
 fn len(s: Shape) -> Result<usize, Error> {
     s.len().ok_or(Error::Overflow)

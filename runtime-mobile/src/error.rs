@@ -1,8 +1,12 @@
-//! Typed errors. Every failure of parsing or inference is one of these; nothing panics.
+//! The crate's one error type: every failure of parsing a model, checking a frame, preprocessing
+//! and inference is an [`Error`]; nothing panics. Each variant has a stable numeric
+//! [`Error::code`] that the bindings carry across FFI boundaries (the table is in the docs of
+//! [`Error::code`] and tested, so a code never changes meaning).
 
 use core::fmt;
 
-use crate::format::TensorKind;
+use crate::format::{Shape, TensorKind};
+use crate::preprocess::MAX_FRAME_DIM;
 
 /// Why a JSON text (the safetensors header or a JSON document inside a metadata string) was rejected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,8 +40,12 @@ pub enum JsonContext {
     Metadata(&'static str),
 }
 
-/// Every way parsing or running a model can fail.
+/// Every way parsing a model, preprocessing a frame or running inference can fail.
+///
+/// "No digit in the frame" is not an error: [`crate::Classifier::classify_frame`] returns it as
+/// an ordinary outcome ([`crate::FrameOutcome::NoDigit`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Error {
     /// The file is shorter than the 8-byte header length, or than the header it announces.
     Truncated { needed: u64, got: usize },
@@ -89,6 +97,87 @@ pub enum Error {
     ArenaTooSmall { needed: usize, got: usize },
     /// The input slice length differs from the model's input size.
     InputSize { expected: usize, got: usize },
+    /// A frame's width or height is 0.
+    FrameZeroSize,
+    /// A frame's width or height exceeds [`MAX_FRAME_DIM`].
+    FrameTooLarge { width: usize, height: usize },
+    /// A frame's `row_stride` (bytes) is smaller than one row of pixels.
+    StrideTooSmall { row_stride: usize, min: usize },
+    /// A frame's pixel buffer ends before its last pixel (`needed` saturates at `usize::MAX`).
+    BufferTooShort { needed: usize, got: usize },
+    /// The region of interest is empty or not inside the frame.
+    BadRoi,
+    /// The preprocessing scratch buffer is smaller than
+    /// [`crate::preprocess::SCRATCH_BYTES`].
+    ScratchTooSmall { needed: usize, got: usize },
+    /// The model's input quantization cannot map pixels (scale not finite and > 0, or zero
+    /// point outside [-128, 127]).
+    BadInputQuant,
+    /// The model does not take the `[1, 28, 28]` (or `[784]`) image that preprocessing makes.
+    InputShape(Shape),
+    /// A broken invariant inside this crate: a bug, never the caller's input. The text names
+    /// the invariant; please report it.
+    Internal(&'static str),
+}
+
+impl Error {
+    /// A stable number per variant, for bindings and logs (it never changes meaning; new
+    /// variants get new numbers):
+    ///
+    /// 1 `Truncated`, 2 `BadHeaderLength`, 3 `Json`, 4 `DuplicateKey`, 5 `MissingMetadata`,
+    /// 6 `MissingMetadataKey`, 7 `BadMetadata`, 8 `NotThisFormat`, 9 `UnsupportedVersion`,
+    /// 10 `BadLayer`, 11 `InconsistentLayer`, 12 `TooManyLayers`, 13 `BadTensorEntry`,
+    /// 14 `UnknownTensor`, 15 `MissingTensor`, 16 `BadQuantParam`, 17 `Overflow`,
+    /// 18 `DeclaredArenaTooSmall`, 19 `LabelCount`, 30 `WrongDtype`, 31 `WrongShape`,
+    /// 32 `OffsetsOutOfBounds`, 33 `SizeMismatch` (the model file);
+    /// 20 `ArenaTooSmall`, 21 `InputSize` (buffers passed to inference);
+    /// 22 `FrameZeroSize`, 23 `FrameTooLarge`, 24 `StrideTooSmall`, 25 `BufferTooShort`,
+    /// 26 `BadRoi`, 27 `ScratchTooSmall`, 28 `BadInputQuant`, 29 `InputShape` (frames and
+    /// preprocessing); 99 `Internal` (a bug).
+    pub const fn code(&self) -> u32 {
+        match self {
+            Error::Truncated { .. } => 1,
+            Error::BadHeaderLength(_) => 2,
+            Error::Json { .. } => 3,
+            Error::DuplicateKey => 4,
+            Error::MissingMetadata => 5,
+            Error::MissingMetadataKey(_) => 6,
+            Error::BadMetadata { .. } => 7,
+            Error::NotThisFormat => 8,
+            Error::UnsupportedVersion(_) => 9,
+            Error::BadLayer { .. } => 10,
+            Error::InconsistentLayer { .. } => 11,
+            Error::TooManyLayers(_) => 12,
+            Error::BadTensorEntry(_) => 13,
+            Error::UnknownTensor => 14,
+            Error::MissingTensor { .. } => 15,
+            Error::BadQuantParam { .. } => 16,
+            Error::Overflow => 17,
+            Error::DeclaredArenaTooSmall { .. } => 18,
+            Error::LabelCount { .. } => 19,
+            Error::ArenaTooSmall { .. } => 20,
+            Error::InputSize { .. } => 21,
+            Error::FrameZeroSize => 22,
+            Error::FrameTooLarge { .. } => 23,
+            Error::StrideTooSmall { .. } => 24,
+            Error::BufferTooShort { .. } => 25,
+            Error::BadRoi => 26,
+            Error::ScratchTooSmall { .. } => 27,
+            Error::BadInputQuant => 28,
+            Error::InputShape(_) => 29,
+            Error::WrongDtype { .. } => 30,
+            Error::WrongShape { .. } => 31,
+            Error::OffsetsOutOfBounds => 32,
+            Error::SizeMismatch => 33,
+            Error::Internal(_) => 99,
+        }
+    }
+
+    /// True for errors that describe the model file (parsing and validation), as opposed to a
+    /// frame, a buffer the caller passed, or a bug.
+    pub const fn is_model_error(&self) -> bool {
+        matches!(self.code(), 1..=19 | 30..=33)
+    }
 }
 
 impl fmt::Display for JsonErrorKind {
@@ -159,6 +248,28 @@ impl fmt::Display for Error {
             }
             Error::InputSize { expected, got } => {
                 write!(f, "input has {got} values, model expects {expected}")
+            }
+            Error::FrameZeroSize => f.write_str("image has zero width or height"),
+            Error::FrameTooLarge { width, height } => {
+                write!(f, "image {width}x{height} exceeds the {MAX_FRAME_DIM} pixel limit")
+            }
+            Error::StrideTooSmall { row_stride, min } => {
+                write!(f, "row stride {row_stride} bytes is less than a row ({min} bytes)")
+            }
+            Error::BufferTooShort { needed: usize::MAX, got } => {
+                write!(f, "pixel buffer has {got} bytes, far fewer than the image's size")
+            }
+            Error::BufferTooShort { needed, got } => {
+                write!(f, "pixel buffer has {got} bytes, the image needs {needed}")
+            }
+            Error::BadRoi => f.write_str("region of interest is empty or outside the image"),
+            Error::ScratchTooSmall { needed, got } => {
+                write!(f, "scratch buffer has {got} bytes, preprocessing needs {needed}")
+            }
+            Error::BadInputQuant => f.write_str("unusable model input quantization"),
+            Error::InputShape(s) => write!(f, "model input shape {s} is not [1,28,28] or [784]"),
+            Error::Internal(what) => {
+                write!(f, "internal error in runtime-mobile (a bug; please report it): {what}")
             }
         }
     }

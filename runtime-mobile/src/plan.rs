@@ -221,6 +221,9 @@ fn mul(a: usize, b: usize) -> Result<usize, Error> {
     a.checked_mul(b).ok_or(Error::Overflow)
 }
 
+/// A stage names a layer of another kind than its own: the planner's bug, never bad input.
+const NOT_ITS_LAYER: Error = Error::Internal("plan: a stage does not match its layer");
+
 /// Scratch bytes of a stage: 3 bytes of slack to 4-align the i32 area, then i32s.
 pub(crate) fn scratch_bytes(op: &StageOp, layers: &[LayerSpec]) -> Result<usize, Error> {
     Ok(match *op {
@@ -230,12 +233,12 @@ pub(crate) fn scratch_bytes(op: &StageOp, layers: &[LayerSpec]) -> Result<usize,
                 let k = mul(mul(in_channels, kernel[0])?, kernel[1])?;
                 add(add(k, 3)?, mul(12, out_channels)?)?
             }
-            _ => return Err(Error::Overflow),
+            _ => return Err(NOT_ITS_LAYER),
         },
         StageOp::Dense { layer, .. } => match layers.get(layer).map(|l| l.op) {
             // acc + zero-point correction
             Some(Op::Dense { out_features, .. }) => add(3, mul(8, out_features)?)?,
-            _ => return Err(Error::Overflow),
+            _ => return Err(NOT_ITS_LAYER),
         },
         StageOp::Pool { .. } | StageOp::Relu => 0,
     })
@@ -277,9 +280,9 @@ pub(crate) fn packed_layer_bytes(spec: &LayerSpec) -> Result<Option<usize>, Erro
 /// up to [`crate::kernels::PACK_OC`]).
 pub(crate) fn fast_scratch_bytes(op: &StageOp, layers: &[LayerSpec], in_shape: Shape, out_shape: Shape) -> Result<Option<usize>, Error> {
     let StageOp::Conv { layer, .. } = *op else { return Ok(None) };
-    let spec = layers.get(layer).ok_or(Error::Overflow)?;
+    let spec = layers.get(layer).ok_or(NOT_ITS_LAYER)?;
     let (Op::Conv2d { padding, .. }, Shape::Chw(c, h, w), Shape::Chw(_, _, pw)) = (spec.op, in_shape, out_shape) else {
-        return Err(Error::Overflow);
+        return Err(NOT_ITS_LAYER);
     };
     let (ocp, _) = packed_dims(spec).ok_or(Error::Overflow)?;
     let hp = add(h, mul(2, padding[0])?)?;

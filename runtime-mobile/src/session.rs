@@ -9,6 +9,9 @@
 use crate::bytes::{as_i32_mut, as_i8_mut};
 use crate::engine::{self, fold_zero_point, pack_conv, PackedLayer};
 use crate::error::Error;
+
+/// A session's packing found the plan and the model out of step: a bug, never bad input.
+const PACK_BROKEN: Error = Error::Internal("session: the packed-weight plan does not fit the model");
 use crate::format::{Op, MAX_LAYERS};
 use crate::kernels::Kernels;
 use crate::model::{Model, Prediction};
@@ -47,30 +50,30 @@ impl<'a> Model<'a> {
         for st in plan.stages.get(..plan.n_stages).unwrap_or(&[]) {
             let (StageOp::Conv { layer, .. } | StageOp::Dense { layer, .. }) = st.op else { continue };
             let (Some(spec), Some(t)) = (self.layers().get(layer), self.tensors().get(layer)) else {
-                return Err(Error::Overflow);
+                return Err(PACK_BROKEN);
             };
-            let bytes = packed_layer_bytes(spec)?.ok_or(Error::Overflow)?;
-            let (region, rest) = core::mem::take(&mut store).split_at_mut_checked(bytes).ok_or(Error::Overflow)?;
+            let bytes = packed_layer_bytes(spec)?.ok_or(PACK_BROKEN)?;
+            let (region, rest) = core::mem::take(&mut store).split_at_mut_checked(bytes).ok_or(PACK_BROKEN)?;
             store = rest;
             packed[layer] = Some(match spec.op {
                 Op::Conv2d { kernel: [kh, _], .. } => {
-                    let (ocp, seg) = packed_dims(spec).ok_or(Error::Overflow)?;
+                    let (ocp, seg) = packed_dims(spec).ok_or(PACK_BROKEN)?;
                     // [align 64 | weights | align 4 | bias]: `packed_layer_bytes` reserves both slacks.
                     let skip = region.as_ptr().align_offset(64).min(63);
-                    let region = region.get_mut(skip..).ok_or(Error::Overflow)?;
-                    let (wp, rest) = region.split_at_mut_checked(kh * seg * ocp).ok_or(Error::Overflow)?;
-                    let bias = as_i32_mut(rest).get_mut(..ocp).ok_or(Error::Overflow)?;
+                    let region = region.get_mut(skip..).ok_or(PACK_BROKEN)?;
+                    let (wp, rest) = region.split_at_mut_checked(kh * seg * ocp).ok_or(PACK_BROKEN)?;
+                    let bias = as_i32_mut(rest).get_mut(..ocp).ok_or(PACK_BROKEN)?;
                     let wp = as_i8_mut(wp);
                     pack_conv(kernels, spec, t, st.in_zp, wp, bias)?;
                     PackedLayer { wp, bias }
                 }
                 Op::Dense { out_features, .. } => {
-                    let bias = as_i32_mut(region).get_mut(..out_features).ok_or(Error::Overflow)?;
+                    let bias = as_i32_mut(region).get_mut(..out_features).ok_or(PACK_BROKEN)?;
                     let k_len = t.weight.len() / out_features.max(1);
                     fold_zero_point(kernels, t, k_len, st.in_zp, bias);
                     PackedLayer { wp: &[], bias }
                 }
-                _ => return Err(Error::Overflow),
+                _ => return Err(PACK_BROKEN),
             });
         }
         Ok(Session { model: self, kernels, packed, work })

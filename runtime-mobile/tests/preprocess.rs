@@ -3,9 +3,10 @@
 //! (MNIST round trips through PNG/JPEG are in `preprocess_mnist.rs`.)
 
 use runtime_mobile::format::Quant;
+use runtime_mobile::Error;
 use runtime_mobile::preprocess::{
     check_input_shape, preprocess, Frame, InputQuantizer, NoDigitReason, Options, PixelFormat, Polarity,
-    PreprocessError, Roi, Rotation, OUT_DIM, OUT_PIXELS, SCRATCH_BYTES,
+    Preprocessed, Roi, Rotation, OUT_DIM, OUT_PIXELS, SCRATCH_BYTES,
 };
 use runtime_mobile::Shape;
 
@@ -111,13 +112,27 @@ fn encode(g: &Gray, format: PixelFormat, pad: usize, rng: &mut Rng) -> (Vec<u8>,
     (data, stride)
 }
 
-fn run(frame: &Frame<'_>, opts: &Options) -> Result<[u8; OUT_PIXELS], PreprocessError> {
-    let mut scratch = vec![0x5Au8; SCRATCH_BYTES];
-    let mut out = [0u8; OUT_PIXELS];
-    preprocess(frame, opts, &mut scratch, &mut out).map(|_| out)
+/// Why [`run`] produced no image: an error, or the ordinary "no digit" outcome.
+#[derive(Debug, PartialEq)]
+enum Failure {
+    Error(Error),
+    NoDigit(NoDigitReason),
 }
 
-fn run_gray(g: &Gray, opts: &Options) -> Result<[u8; OUT_PIXELS], PreprocessError> {
+fn run(frame: &Frame<'_>, opts: &Options) -> Result<[u8; OUT_PIXELS], Failure> {
+    let mut scratch = vec![0x5Au8; SCRATCH_BYTES];
+    let mut out = [0u8; OUT_PIXELS];
+    match preprocess(frame, opts, &mut scratch, &mut out) {
+        Ok(Preprocessed::Digit(_)) => Ok(out),
+        Ok(Preprocessed::NoDigit(r)) => {
+            assert!(out.iter().all(|&v| v == 0), "no digit leaves the output all zero");
+            Err(Failure::NoDigit(r))
+        }
+        Err(e) => Err(Failure::Error(e)),
+    }
+}
+
+fn run_gray(g: &Gray, opts: &Options) -> Result<[u8; OUT_PIXELS], Failure> {
     run(&Frame::gray(&g.px, g.w, g.h).unwrap(), opts)
 }
 
@@ -247,31 +262,31 @@ fn transparent_rgba_is_composited_over_white() {
 #[test]
 fn degenerate_frames_are_typed_errors() {
     let buf = [0u8; 100];
-    assert_eq!(Frame::gray(&buf, 0, 5).unwrap_err(), PreprocessError::ZeroSize);
-    assert_eq!(Frame::gray(&buf, 5, 0).unwrap_err(), PreprocessError::ZeroSize);
+    assert_eq!(Frame::gray(&buf, 0, 5).unwrap_err(), Error::FrameZeroSize);
+    assert_eq!(Frame::gray(&buf, 5, 0).unwrap_err(), Error::FrameZeroSize);
     assert_eq!(
         Frame::new(&buf, PixelFormat::Gray8, 10, 5, 9).unwrap_err(),
-        PreprocessError::StrideTooSmall { row_stride: 9, min: 10 }
+        Error::StrideTooSmall { row_stride: 9, min: 10 }
     );
     assert_eq!(
         Frame::new(&buf, PixelFormat::Rgba8888, 10, 2, 39).unwrap_err(),
-        PreprocessError::StrideTooSmall { row_stride: 39, min: 40 }
+        Error::StrideTooSmall { row_stride: 39, min: 40 }
     );
     assert_eq!(
         Frame::new(&buf, PixelFormat::Gray8, 10, 11, 10).unwrap_err(),
-        PreprocessError::BufferTooShort { needed: 110, got: 100 }
+        Error::BufferTooShort { needed: 110, got: 100 }
     );
     // The last row needs no padding: 9 rows of stride 11 + 10 bytes = 109 > 100.
-    assert!(matches!(Frame::new(&buf, PixelFormat::Nv21, 10, 9, 12), Err(PreprocessError::BufferTooShort { .. })));
+    assert!(matches!(Frame::new(&buf, PixelFormat::Nv21, 10, 9, 12), Err(Error::BufferTooShort { .. })));
     assert!(Frame::new(&buf, PixelFormat::Nv21, 10, 9, 11).is_ok());
     assert!(matches!(
         Frame::new(&buf, PixelFormat::Gray8, 10, usize::MAX / 4, usize::MAX / 8),
-        Err(PreprocessError::TooLarge { .. })
+        Err(Error::FrameTooLarge { .. })
     ));
-    assert!(matches!(Frame::new(&buf, PixelFormat::Gray8, 70_000, 1, 70_000), Err(PreprocessError::TooLarge { .. })));
+    assert!(matches!(Frame::new(&buf, PixelFormat::Gray8, 70_000, 1, 70_000), Err(Error::FrameTooLarge { .. })));
     assert!(matches!(
         Frame::new(&buf, PixelFormat::Gray8, 60_000, 60_000, usize::MAX / 2),
-        Err(PreprocessError::BufferTooShort { .. })
+        Err(Error::BufferTooShort { .. })
     ));
 
     let g = scene(40, 30, 8);
@@ -280,7 +295,7 @@ fn degenerate_frames_are_typed_errors() {
     let mut small = vec![0u8; SCRATCH_BYTES - 1];
     assert_eq!(
         preprocess(&frame, &Options::DEFAULT, &mut small, &mut out).unwrap_err(),
-        PreprocessError::ScratchTooSmall { needed: SCRATCH_BYTES, got: SCRATCH_BYTES - 1 }
+        Error::ScratchTooSmall { needed: SCRATCH_BYTES, got: SCRATCH_BYTES - 1 }
     );
     assert!(out.iter().all(|&v| v == 0), "output is cleared on error");
     for roi in [
@@ -291,7 +306,7 @@ fn degenerate_frames_are_typed_errors() {
         Roi { x: usize::MAX, y: 0, width: 2, height: 1 },
         Roi { x: 1, y: 1, width: usize::MAX, height: 1 },
     ] {
-        assert_eq!(run(&frame, &Options { roi: Some(roi), ..Options::DEFAULT }).unwrap_err(), PreprocessError::BadRoi);
+        assert_eq!(run(&frame, &Options { roi: Some(roi), ..Options::DEFAULT }).unwrap_err(), Failure::Error(Error::BadRoi));
     }
     assert!(run(&frame, &Options { roi: Some(Roi { x: 39, y: 29, width: 1, height: 1 }), ..Options::DEFAULT }).is_err());
 }
@@ -299,7 +314,7 @@ fn degenerate_frames_are_typed_errors() {
 fn assert_no_digit(g: &Gray, what: &str) {
     for polarity in [Polarity::Auto, Polarity::DarkInk, Polarity::LightInk] {
         match run_gray(g, &Options { polarity, ..Options::DEFAULT }) {
-            Err(PreprocessError::NoDigit(_)) => {}
+            Err(Failure::NoDigit(_)) => {}
             other => panic!("{what} {polarity:?}: {:?}", other.map(|o| ascii(&o))),
         }
     }
@@ -337,7 +352,7 @@ fn blank_pictures_are_no_digit() {
     for r in ROTATIONS {
         let f = Frame::new(&y, PixelFormat::Nv21, 640, 480, 640).unwrap();
         let e = run(&f, &Options { rotation: r, roi: Some(Roi::centre_square(640, 480)), ..Options::DEFAULT });
-        assert_eq!(e.unwrap_err(), PreprocessError::NoDigit(NoDigitReason::LowContrast));
+        assert_eq!(e.unwrap_err(), Failure::NoDigit(NoDigitReason::LowContrast));
     }
 }
 
@@ -396,7 +411,7 @@ fn quantizer_uses_model_params() {
         Quant { scale: f32::INFINITY, zero_point: 0 },
         Quant { scale: 0.1, zero_point: 128 },
     ] {
-        assert_eq!(InputQuantizer::new(bad).unwrap_err(), PreprocessError::BadQuant);
+        assert_eq!(InputQuantizer::new(bad).unwrap_err(), Error::BadInputQuant);
     }
     let img: [u8; OUT_PIXELS] = core::array::from_fn(|i| i as u8);
     let mut input = [0i8; OUT_PIXELS];
@@ -408,14 +423,13 @@ fn quantizer_uses_model_params() {
 fn input_shape_check() {
     assert!(check_input_shape(Shape::Chw(1, 28, 28)).is_ok());
     assert!(check_input_shape(Shape::Flat(784)).is_ok());
-    assert_eq!(check_input_shape(Shape::Chw(3, 28, 28)), Err(PreprocessError::InputShape(Shape::Chw(3, 28, 28))));
+    assert_eq!(check_input_shape(Shape::Chw(3, 28, 28)), Err(Error::InputShape(Shape::Chw(3, 28, 28))));
 }
 
 #[test]
 fn errors_display() {
-    let e = PreprocessError::NoDigit(NoDigitReason::LowContrast);
-    assert!(e.to_string().contains("no digit"));
-    assert!(PreprocessError::BufferTooShort { needed: 9, got: 3 }.to_string().contains('9'));
+    assert!(NoDigitReason::LowContrast.to_string().contains("no digit"));
+    assert!(Error::BufferTooShort { needed: 9, got: 3 }.to_string().contains('9'));
     assert_eq!(Rotation::from_degrees(-90), Some(Rotation::R270));
     assert_eq!(Rotation::from_degrees(450), Some(Rotation::R90));
     assert_eq!(Rotation::from_degrees(45), None);
@@ -448,7 +462,7 @@ fn centre_square_percent_never_overflows() {
     let px = [0u8; 4];
     let frame = Frame::gray(&px, 2, 2).unwrap();
     let opts = Options { roi: Some(Roi::centre_square_percent(0, 0, 50)), ..Options::DEFAULT };
-    assert_eq!(run(&frame, &opts), Err(PreprocessError::BadRoi));
+    assert_eq!(run(&frame, &opts), Err(Failure::Error(Error::BadRoi)));
 }
 
 /// Writes seed inputs of the `preprocess` fuzz target into `fuzz/corpus/preprocess/` (layout:

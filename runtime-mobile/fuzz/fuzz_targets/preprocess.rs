@@ -25,7 +25,8 @@
 use libfuzzer_sys::fuzz_target;
 use runtime_mobile::format::Quant;
 use runtime_mobile::preprocess::{
-    check_input_shape, preprocess, Frame, InputQuantizer, Options, PixelFormat, Polarity, Roi, Rotation,
+    check_input_shape, preprocess, Frame, InputQuantizer, Options, PixelFormat, Polarity, Preprocessed, Roi,
+    Rotation,
     OUT_PIXELS, SCRATCH_BYTES, WORK_DIM,
 };
 use runtime_mobile::Shape;
@@ -132,7 +133,11 @@ fuzz_target!(|data: &[u8]| {
             let _ = e.to_string();
             assert!(out.iter().all(|&v| v == 0), "on error the output is cleared");
         }
-        Ok(info) => {
+        Ok(Preprocessed::NoDigit(reason)) => {
+            let _ = reason.to_string();
+            assert!(out.iter().all(|&v| v == 0), "without a digit the output is cleared");
+        }
+        Ok(Preprocessed::Digit(info)) => {
             let (uw, uh) = match (roi, rotation) {
                 (None, Rotation::R0 | Rotation::R180) => (width, height),
                 (None, _) => (height, width),

@@ -1,7 +1,7 @@
 //! Input frames: pixel formats, strides, crop and rotation, validated once so that pixel reads
 //! in the pipeline cannot go out of bounds.
 
-use super::PreprocessError;
+use crate::error::Error;
 
 /// Largest accepted frame width/height. Keeps every intermediate sum of the area sampler inside
 /// `u64` (see `resample`) and far above any camera or screen size.
@@ -57,30 +57,30 @@ impl<'a> Frame<'a> {
         width: usize,
         height: usize,
         row_stride: usize,
-    ) -> Result<Self, PreprocessError> {
+    ) -> Result<Self, Error> {
         if width == 0 || height == 0 {
-            return Err(PreprocessError::ZeroSize);
+            return Err(Error::FrameZeroSize);
         }
         if width > MAX_FRAME_DIM || height > MAX_FRAME_DIM {
-            return Err(PreprocessError::TooLarge { width, height });
+            return Err(Error::FrameTooLarge { width, height });
         }
         // Cannot overflow: width <= 65535, bpp <= 4.
         let row_bytes = width * format.bytes_per_pixel();
         if row_stride < row_bytes {
-            return Err(PreprocessError::StrideTooSmall { row_stride, min: row_bytes });
+            return Err(Error::StrideTooSmall { row_stride, min: row_bytes });
         }
         let needed = (height - 1)
             .checked_mul(row_stride)
             .and_then(|n| n.checked_add(row_bytes))
-            .ok_or(PreprocessError::BufferTooShort { needed: usize::MAX, got: data.len() })?;
+            .ok_or(Error::BufferTooShort { needed: usize::MAX, got: data.len() })?;
         if data.len() < needed {
-            return Err(PreprocessError::BufferTooShort { needed, got: data.len() });
+            return Err(Error::BufferTooShort { needed, got: data.len() });
         }
         Ok(Frame { data, format, width, height, row_stride })
     }
 
     /// A tightly packed 8-bit grayscale image.
-    pub fn gray(data: &'a [u8], width: usize, height: usize) -> Result<Self, PreprocessError> {
+    pub fn gray(data: &'a [u8], width: usize, height: usize) -> Result<Self, Error> {
         Self::new(data, PixelFormat::Gray8, width, height, width)
     }
 
@@ -169,11 +169,11 @@ pub(crate) struct Source<'a> {
 }
 
 impl<'a> Source<'a> {
-    pub(crate) fn new(frame: Frame<'a>, roi: Option<Roi>, rotation: Rotation) -> Result<Self, PreprocessError> {
+    pub(crate) fn new(frame: Frame<'a>, roi: Option<Roi>, rotation: Rotation) -> Result<Self, Error> {
         let roi = roi.unwrap_or(Roi { x: 0, y: 0, width: frame.width, height: frame.height });
         let fits = |start: usize, len: usize, total: usize| len > 0 && start < total && len <= total - start;
         if !fits(roi.x, roi.width, frame.width) || !fits(roi.y, roi.height, frame.height) {
-            return Err(PreprocessError::BadRoi);
+            return Err(Error::BadRoi);
         }
         let (width, height) =
             if rotation.swaps_axes() { (roi.height, roi.width) } else { (roi.width, roi.height) };

@@ -8,13 +8,15 @@
 //!
 //! ```
 //! use runtime_mobile::preprocess::{self, Frame, InputQuantizer, Options, OUT_PIXELS, SCRATCH_BYTES};
-//! # fn demo(y_plane: &[u8]) -> Result<(), preprocess::PreprocessError> {
+//! # fn demo(y_plane: &[u8]) -> Result<(), runtime_mobile::Error> {
 //! let frame = Frame::new(y_plane, preprocess::PixelFormat::Yuv420Y, 640, 480, 640)?;
 //! let opts = Options { roi: Some(preprocess::Roi::centre_square(640, 480)),
 //!                      rotation: preprocess::Rotation::R90, ..Options::DEFAULT };
 //! let mut scratch = [0u8; SCRATCH_BYTES];
 //! let mut image = [0u8; OUT_PIXELS];
-//! preprocess::preprocess(&frame, &opts, &mut scratch, &mut image)?;
+//! if let preprocess::Preprocessed::Digit(info) = preprocess::preprocess(&frame, &opts, &mut scratch, &mut image)? {
+//!     let _ = info.bbox; // where the digit is, for an overlay
+//! }
 //! let mut input = [0i8; OUT_PIXELS];
 //! InputQuantizer::MNIST.quantize(&image, &mut input); // or InputQuantizer::new(model.input_quant())
 //! # Ok(()) }
@@ -28,7 +30,7 @@
 //! 3. Flatten lighting: subtract a morphological opening (white top-hat) with a window wider
 //!    than any stroke, which removes gradients/shadows but keeps strokes.
 //! 4. Contrast: Otsu again; background level `B` and ink level `I` are the two class means.
-//!    Too little contrast is [`NoDigit`](PreprocessError::NoDigit). Values are stretched so that
+//!    Too little contrast is [`Preprocessed::NoDigit`]. Values are stretched so that
 //!    `B + (I-B)/8` maps to 0 and `B + 7(I-B)/8` to 255 (noise and haze clip to black, stroke
 //!    cores saturate, anti-aliased edges stay grey as in MNIST).
 //! 5. Bounding box of pixels >= 128 that have an ink neighbour (isolated specks are ignored),
@@ -42,6 +44,7 @@ mod resample;
 
 use core::fmt;
 
+use crate::error::Error;
 use crate::format::{Quant, Shape};
 pub use frame::{Frame, PixelFormat, Roi, Rotation, MAX_FRAME_DIM};
 use frame::Source;
@@ -91,7 +94,7 @@ pub struct Options {
     pub roi: Option<Roi>,
     pub polarity: Polarity,
     /// Minimum ink-minus-background level difference (0..255, after lighting is flattened)
-    /// below which the picture is reported as [`PreprocessError::NoDigit`].
+    /// below which the picture is reported as [`Preprocessed::NoDigit`].
     pub min_contrast: u8,
 }
 
@@ -118,59 +121,32 @@ pub enum NoDigitReason {
     TooSmall,
 }
 
-/// Every way preprocessing can fail; nothing panics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PreprocessError {
-    /// Width or height is 0.
-    ZeroSize,
-    /// Width or height exceeds [`MAX_FRAME_DIM`].
-    TooLarge { width: usize, height: usize },
-    /// `row_stride` (bytes) is smaller than one row of pixels.
-    StrideTooSmall { row_stride: usize, min: usize },
-    /// The pixel buffer ends before the last pixel.
-    BufferTooShort { needed: usize, got: usize },
-    /// The ROI is empty or not inside the frame.
-    BadRoi,
-    /// The scratch buffer is smaller than [`SCRATCH_BYTES`].
-    ScratchTooSmall { needed: usize, got: usize },
-    /// The picture contains no recognisable ink.
-    NoDigit(NoDigitReason),
-    /// The model's input quantization is unusable (scale not finite and > 0, or zero point
-    /// outside [-128, 127]).
-    BadQuant,
-    /// The model does not take a `[1, 28, 28]` (or `[784]`) input.
-    InputShape(Shape),
-}
-
-impl fmt::Display for PreprocessError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match *self {
-            PreprocessError::ZeroSize => f.write_str("image has zero width or height"),
-            PreprocessError::TooLarge { width, height } => {
-                write!(f, "image {width}x{height} exceeds the {MAX_FRAME_DIM} pixel limit")
-            }
-            PreprocessError::StrideTooSmall { row_stride, min } => {
-                write!(f, "row stride {row_stride} bytes is less than a row ({min} bytes)")
-            }
-            PreprocessError::BufferTooShort { needed, got } => {
-                write!(f, "pixel buffer has {got} bytes, the image needs {needed}")
-            }
-            PreprocessError::BadRoi => f.write_str("crop rectangle is empty or outside the image"),
-            PreprocessError::ScratchTooSmall { needed, got } => {
-                write!(f, "scratch buffer has {got} bytes, preprocessing needs {needed}")
-            }
-            PreprocessError::NoDigit(r) => f.write_str(match r {
-                NoDigitReason::LowContrast => "no digit found (too little contrast)",
-                NoDigitReason::NoInk => "no digit found (no ink)",
-                NoDigitReason::TooSmall => "no digit found (ink too small)",
-            }),
-            PreprocessError::BadQuant => f.write_str("unusable model input quantization"),
-            PreprocessError::InputShape(s) => write!(f, "model input shape {s} is not [1,28,28]"),
+impl NoDigitReason {
+    /// A short English description, for logs and user interfaces.
+    pub const fn describe(self) -> &'static str {
+        match self {
+            NoDigitReason::LowContrast => "no digit found (too little contrast)",
+            NoDigitReason::NoInk => "no digit found (no ink)",
+            NoDigitReason::TooSmall => "no digit found (ink too small)",
         }
     }
 }
 
-impl core::error::Error for PreprocessError {}
+impl fmt::Display for NoDigitReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.describe())
+    }
+}
+
+/// What [`preprocess`] made of a frame: most camera frames hold no digit, so that is an
+/// ordinary outcome, not an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preprocessed {
+    /// The model input was written; where the digit was found.
+    Digit(Info),
+    /// Nothing digit-like; the model input is all zero.
+    NoDigit(NoDigitReason),
+}
 
 /// What [`preprocess`] found, for display and debugging.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -188,17 +164,17 @@ pub struct Info {
 }
 
 /// Preprocesses `frame` into `out`, a 28x28 row-major image (0 = background, 255 = ink).
-/// `scratch` needs at least [`SCRATCH_BYTES`]; its contents on return are unspecified. On error
-/// `out` is all zero.
+/// `scratch` needs at least [`SCRATCH_BYTES`]; its contents on return are unspecified. On an
+/// error or [`Preprocessed::NoDigit`], `out` is all zero.
 pub fn preprocess(
     frame: &Frame<'_>,
     opts: &Options,
     scratch: &mut [u8],
     out: &mut [u8; OUT_PIXELS],
-) -> Result<Info, PreprocessError> {
+) -> Result<Preprocessed, Error> {
     out.fill(0);
     if scratch.len() < SCRATCH_BYTES {
-        return Err(PreprocessError::ScratchTooSmall { needed: SCRATCH_BYTES, got: scratch.len() });
+        return Err(Error::ScratchTooSmall { needed: SCRATCH_BYTES, got: scratch.len() });
     }
     let src = Source::new(*frame, opts.roi, opts.rotation)?;
     let (work, rest) = scratch.split_at_mut(WORK_DIM * WORK_DIM);
@@ -245,10 +221,10 @@ pub fn preprocess(
     work.iter_mut().zip(tmp.iter()).for_each(|(v, b)| *v -= *b); // opening <= image
 
     // 4. Contrast.
-    let split = otsu(&histogram(work)).ok_or(PreprocessError::NoDigit(NoDigitReason::LowContrast))?;
+    let Some(split) = otsu(&histogram(work)) else { return Ok(Preprocessed::NoDigit(NoDigitReason::LowContrast)) };
     let (bg, ink) = (split.lo as i32, split.hi as i32);
     if ink - bg < opts.min_contrast.max(1) as i32 {
-        return Err(PreprocessError::NoDigit(NoDigitReason::LowContrast));
+        return Ok(Preprocessed::NoDigit(NoDigitReason::LowContrast));
     }
     let lo = bg + (ink - bg) / 8;
     let hi = bg + (ink - bg) * 7 / 8;
@@ -256,10 +232,12 @@ pub fn preprocess(
     work.iter_mut().for_each(|v| *v = ((*v as i32 - lo) * 255 / span).clamp(0, 255) as u8);
 
     // 5. Bounding box.
-    let [bx0, by0, bx1, by1] = ink_bbox(work, w, h).ok_or(PreprocessError::NoDigit(NoDigitReason::NoInk))?;
+    let Some([bx0, by0, bx1, by1]) = ink_bbox(work, w, h) else {
+        return Ok(Preprocessed::NoDigit(NoDigitReason::NoInk));
+    };
     let extent = (bx1 - bx0).max(by1 - by0);
     if extent < MIN_DIGIT_PX {
-        return Err(PreprocessError::NoDigit(NoDigitReason::TooSmall));
+        return Ok(Preprocessed::NoDigit(NoDigitReason::TooSmall));
     }
     let crop = [bx0.saturating_sub(MARGIN), by0.saturating_sub(MARGIN), (bx1 + MARGIN).min(w), (by1 + MARGIN).min(h)];
 
@@ -290,14 +268,14 @@ pub fn preprocess(
     // Work grid -> upright ROI pixels, for the caller's overlay.
     let up = |v: usize, lim: usize| (((v as i64 * step) >> 16) as usize).min(lim);
     let (ux0, uy0, ux1, uy1) = (up(bx0, uw), up(by0, uh), up(bx1, uw), up(by1, uh));
-    Ok(Info {
+    Ok(Preprocessed::Digit(Info {
         inverted,
         background: split.lo,
         ink: split.hi,
         bbox: Roi { x: ux0, y: uy0, width: ux1 - ux0, height: uy1 - uy0 },
         work_width: w,
         work_height: h,
-    })
+    }))
 }
 
 fn histogram(px: &[u8]) -> [u32; 256] {
@@ -432,10 +410,10 @@ impl InputQuantizer {
     };
 
     /// The table for a model's input quantization ([`crate::Model::input_quant`]).
-    pub fn new(quant: Quant) -> Result<Self, PreprocessError> {
+    pub fn new(quant: Quant) -> Result<Self, Error> {
         let scale = quant.scale as f64;
         if !scale.is_finite() || scale <= 0.0 || !(-128..=127).contains(&quant.zero_point) {
-            return Err(PreprocessError::BadQuant);
+            return Err(Error::BadInputQuant);
         }
         let mut lut = [0i8; 256];
         for (p, q) in lut.iter_mut().enumerate() {
@@ -458,9 +436,9 @@ impl InputQuantizer {
 }
 
 /// Checks that a model takes the 28x28 single-channel image this module produces.
-pub fn check_input_shape(shape: Shape) -> Result<(), PreprocessError> {
+pub fn check_input_shape(shape: Shape) -> Result<(), Error> {
     match shape {
         Shape::Chw(1, OUT_DIM, OUT_DIM) | Shape::Flat(OUT_PIXELS) => Ok(()),
-        other => Err(PreprocessError::InputShape(other)),
+        other => Err(Error::InputShape(other)),
     }
 }

@@ -179,13 +179,18 @@ impl Decoded {
     }
 }
 
-pub fn run(frame: &Frame<'_>) -> Result<[u8; OUT_PIXELS], preprocess::PreprocessError> {
+/// The 28x28 image, or why there is none (an error, or no digit found).
+pub fn run(frame: &Frame<'_>) -> Result<[u8; OUT_PIXELS], String> {
     let mut scratch = vec![0u8; SCRATCH_BYTES];
     let mut out = [0u8; OUT_PIXELS];
-    preprocess::preprocess(frame, &Options::DEFAULT, &mut scratch, &mut out).map(|_| out)
+    match preprocess::preprocess(frame, &Options::DEFAULT, &mut scratch, &mut out) {
+        Ok(preprocess::Preprocessed::Digit(_)) => Ok(out),
+        Ok(preprocess::Preprocessed::NoDigit(r)) => Err(r.to_string()),
+        Err(e) => Err(e.to_string()),
+    }
 }
 
-pub fn run_bytes(bytes: &[u8]) -> Result<[u8; OUT_PIXELS], preprocess::PreprocessError> {
+pub fn run_bytes(bytes: &[u8]) -> Result<[u8; OUT_PIXELS], String> {
     run(&Decoded::new(&image::load_from_memory(bytes).unwrap()).frame())
 }
 
