@@ -7,6 +7,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use common::Build;
 use common::{random_desc, reference, Rng, MNIST, T};
 use runtime_mobile::preprocess::{self, Frame, InputQuantizer, Options, PixelFormat, OUT_PIXELS};
 use runtime_mobile::{Model, Shape};

@@ -1,9 +1,12 @@
 //! Test-set predictions of the float model (candle, as `train` evaluates it) and of the int8
-//! file (the actual runtime-mobile engine parsing the bytes we are about to write).
+//! file (runtime-mobile's own classifier, the front door every app uses, on the bytes we are
+//! about to write: the same input quantizer, engine and arena a phone has).
 
 use anyhow::{Context, Result, anyhow};
 use candle_core::Device;
-use runtime_mobile::{Model, Quant};
+use runtime_mobile::classifier::IMAGE_SCRATCH_BYTES;
+use runtime_mobile::preprocess::OUT_PIXELS;
+use runtime_mobile::{Classifier, Model};
 use train::data::Split;
 use train::model::Cnn;
 
@@ -12,19 +15,14 @@ pub fn f32_predictions(model: &Cnn, split: &Split) -> Result<Vec<u8>> {
     Ok(train::run::evaluate(model, split, &Device::Cpu)?.predictions)
 }
 
-/// int8 input for a pixel: the float input `p / 255` quantized with the model's input
-/// quantization (for the exporter's `1/255`, `-128` this is exactly `p - 128`).
-pub fn quantize_pixel(p: u8, q: Quant) -> i8 {
-    ((p as f32 / 255.0 / q.scale).round() as i32 + q.zero_point).clamp(-128, 127) as i8
-}
-
 /// Parses an int8 file with runtime-mobile, naming the problem if it refuses it.
 pub fn parse(bytes: &[u8]) -> Result<Model<'_>> {
     Model::parse(bytes).map_err(|e| anyhow!("runtime-mobile rejects the int8 model: {e}"))
 }
 
 /// Predicted classes of the int8 model file `bytes` on every image of `split`, run by
-/// runtime-mobile (images split across the available cores; each result is independent of that).
+/// runtime-mobile's [`Classifier`] (images split across the available cores; each result is
+/// independent of that).
 pub fn int8_predictions(bytes: &[u8], split: &Split) -> Result<Vec<u8>> {
     let model = parse(bytes)?;
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 16);
@@ -33,32 +31,27 @@ pub fn int8_predictions(bytes: &[u8], split: &Split) -> Result<Vec<u8>> {
     let chunks: Vec<Result<Vec<u8>>> = std::thread::scope(|s| {
         let handles: Vec<_> = (0..split.len())
             .step_by(per)
-            .map(|start| {
-                s.spawn(move || -> Result<Vec<u8>> {
-                    let end = (start + per).min(split.len());
-                    // A session: weights prepared once per thread (the packed conv path where
-                    // the CPU has one); the same answers as `Model::run`, bit for bit.
-                    let mut arena = vec![0u8; model.session_arena_bytes()];
-                    let mut session = model
-                        .session(runtime_mobile::kernels::best(), &mut arena)
-                        .map_err(|e| anyhow!("runtime-mobile session: {e}"))?;
-                    let mut input = vec![0i8; model.input_len()];
-                    let q = model.input_quant();
-                    (start..end)
-                        .map(|i| {
-                            for (x, &p) in input.iter_mut().zip(split.image(i)) {
-                                *x = quantize_pixel(p, q);
-                            }
-                            let p = session.run(&input).map_err(|e| anyhow!("runtime-mobile, test image {i}: {e}"))?;
-                            u8::try_from(p.class).context("class index exceeds 255")
-                        })
-                        .collect()
-                })
-            })
+            .map(|start| s.spawn(move || classify_range(model, split, start..(start + per).min(split.len()))))
             .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(anyhow!("an inference thread panicked")))).collect()
     });
     Ok(chunks.into_iter().collect::<Result<Vec<_>>>()?.concat())
+}
+
+/// One thread's share: a classifier (weights prepared once, the packed path where the CPU has
+/// one) over `range`.
+fn classify_range(model: &Model<'_>, split: &Split, range: std::ops::Range<usize>) -> Result<Vec<u8>> {
+    let mut arena = vec![0u8; model.session_arena_bytes()];
+    let mut scratch = vec![0u8; IMAGE_SCRATCH_BYTES];
+    let mut classifier = Classifier::new(model, runtime_mobile::kernels::best(), &mut arena, &mut scratch)
+        .map_err(|e| anyhow!("runtime-mobile classifier: {e}"))?;
+    range
+        .map(|i| {
+            let image: &[u8; OUT_PIXELS] = split.image(i).try_into().context("test images are not 28x28")?;
+            let c = classifier.classify_image(image).map_err(|e| anyhow!("runtime-mobile, test image {i}: {e}"))?;
+            u8::try_from(c.class).context("class index exceeds 255")
+        })
+        .collect()
 }
 
 /// Fraction of `predictions` equal to `labels`.
@@ -72,17 +65,4 @@ pub fn agreement(a: &[u8], b: &[u8]) -> f64 {
         return 1.0;
     }
     a.iter().zip(b).filter(|(x, y)| x == y).count() as f64 / a.len() as f64
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pixels_map_to_p_minus_128() {
-        let q = crate::quantize::INPUT_QUANT;
-        for p in 0..=255u8 {
-            assert_eq!(quantize_pixel(p, q) as i32, p as i32 - 128);
-        }
-    }
 }

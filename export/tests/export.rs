@@ -53,7 +53,9 @@ fn int8_file_is_what_runtime_mobile_expects() {
     assert_eq!(model.input_quant().zero_point, -128);
     assert_eq!(model.declared_arena_bytes(), model.arena_bytes());
     assert_eq!(model.num_classes(), 10);
-    assert!(model.label(7).unwrap().eq_str("7"));
+    assert_eq!(model.label(7), Some("7"));
+    assert_eq!(model.dataset(), Some("mnist"));
+    assert!(model.producer().is_some_and(|p| p.starts_with("export ")));
     let ops: Vec<&str> = model.layers().iter().map(|l| l.op.name()).collect();
     assert_eq!(ops, ["conv2d", "max_pool2d", "conv2d", "max_pool2d", "flatten", "dense", "dense"]);
     for l in model.layers() {

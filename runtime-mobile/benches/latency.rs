@@ -10,6 +10,7 @@ mod common;
 
 use std::hint::black_box;
 
+use common::Build;
 use common::{MNIST, Rng, random_desc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use runtime_mobile::kernels;

@@ -13,6 +13,7 @@ mod common;
 
 use std::hint::black_box;
 
+use common::Build;
 use common::{MNIST, Rng, random_desc};
 use runtime_mobile::kernels::{self, scalar};
 use runtime_mobile::{Model, Shape};

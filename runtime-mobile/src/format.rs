@@ -38,7 +38,9 @@ pub mod keys {
     pub const INPUT_ZERO_POINT: &str = "input_zero_point";
     /// JSON array of layer objects (see [`super::LayerSpec`]).
     pub const LAYERS: &str = "layers";
-    /// JSON array of strings, one per output.
+    /// JSON array of strings, one per output. Each label is plain text: no character that
+    /// JSON must escape (`"`, `\\`, control characters) and no escape sequence, so a reader
+    /// lends labels out as `&str` straight from the file.
     pub const LABELS: &str = "labels";
     /// Decimal integer: arena bytes the exporter computed with [`crate::plan::arena_bytes`].
     pub const ARENA_BYTES: &str = "arena_bytes";
@@ -46,6 +48,14 @@ pub mod keys {
     pub const F32_ACCURACY: &str = "f32_accuracy";
     /// Optional JSON number in [0, 1] (or `null`): test accuracy of the int8 model.
     pub const INT8_ACCURACY: &str = "int8_accuracy";
+    /// Optional plain text (as labels): the data set the model was trained on (`mnist`,
+    /// `fashion-mnist`).
+    pub const DATASET: &str = "dataset";
+    /// Optional plain text (as labels): the program that wrote the file (`export 0.1.0`).
+    pub const PRODUCER: &str = "producer";
+    /// Optional JSON object, informative: how activations were calibrated
+    /// (`{"method": ..., "images": N}`).
+    pub const CALIBRATION: &str = "calibration";
 }
 
 /// Reserved safetensors key for the metadata map.

@@ -133,6 +133,12 @@ impl<'a> Text<'a> {
     pub(crate) fn eq_str(&self, t: &str) -> bool {
         self.chars().eq(t.chars())
     }
+
+    /// The text itself when it holds no escape sequence (then decoding changes nothing), so it
+    /// can be lent out as a `&str` without copying.
+    pub(crate) fn plain(&self) -> Option<&'a str> {
+        if self.s.contains('\\') { None } else { Some(self.s) }
+    }
 }
 
 #[derive(Clone)]

@@ -18,6 +18,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod bytes;
+pub mod classifier;
+pub mod confidence;
 mod engine;
 pub mod error;
 pub mod format;
@@ -29,8 +31,12 @@ pub mod preprocess;
 pub mod requant;
 mod safetensors;
 pub mod session;
+#[cfg(feature = "std")]
+pub mod write;
 
+pub use classifier::{Classification, Classifier, FrameOutcome, Ranked};
+pub use confidence::Confidence;
 pub use error::Error;
 pub use format::{Activation, LayerSpec, Op, Pool, Quant, Shape, TensorKind};
-pub use model::{Label, Model, Prediction};
+pub use model::{Model, Prediction};
 pub use session::Session;

@@ -1,6 +1,5 @@
 //! The parsed model: validated once in [`Model::parse`], then run any number of times.
 
-use core::fmt;
 use core::mem::MaybeUninit;
 
 use crate::engine::{self, LayerTensors};
@@ -24,6 +23,8 @@ pub struct Model<'a> {
     input_quant: Quant,
     labels: Text<'a>,
     n_labels: usize,
+    dataset: Option<&'a str>,
+    producer: Option<&'a str>,
     declared_arena: usize,
     f32_accuracy: Option<f32>,
     int8_accuracy: Option<f32>,
@@ -42,26 +43,9 @@ pub struct Prediction<'b> {
     pub scores: &'b [i8],
 }
 
-/// A class label, decoded lazily from the file (it may carry JSON escapes).
-#[derive(Debug, Clone, Copy)]
-pub struct Label<'a>(Text<'a>);
-
-impl Label<'_> {
-    pub fn chars(&self) -> impl Iterator<Item = char> + '_ {
-        self.0.chars()
-    }
-
-    pub fn eq_str(&self, s: &str) -> bool {
-        self.0.eq_str(s)
-    }
-}
-
-impl fmt::Display for Label<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        use fmt::Write;
-        self.0.chars().try_for_each(|c| f.write_char(c))
-    }
-}
+/// Labels are lent out as `&str` from the file, so they must need no unescaping (FORMAT.md).
+const NOT_PLAIN_LABEL: Error =
+    Error::BadMetadata { key: keys::LABELS, reason: "labels must be plain text (no JSON escapes)" };
 
 /// The metadata values, still as (escaped) JSON texts.
 #[derive(Default)]
@@ -69,7 +53,7 @@ struct Meta<'a> {
     vals: [Option<Text<'a>>; KNOWN.len()],
 }
 
-const KNOWN: [&str; 10] = [
+const KNOWN: [&str; 12] = [
     keys::FORMAT,
     keys::FORMAT_VERSION,
     keys::INPUT_SHAPE,
@@ -80,6 +64,8 @@ const KNOWN: [&str; 10] = [
     keys::ARENA_BYTES,
     keys::F32_ACCURACY,
     keys::INT8_ACCURACY,
+    keys::DATASET,
+    keys::PRODUCER,
 ];
 
 impl<'a> Meta<'a> {
@@ -331,6 +317,8 @@ impl<'a> Model<'a> {
         input_quant: Quant { scale: 1.0, zero_point: 0 },
         labels: Text::raw(""),
         n_labels: 0,
+        dataset: None,
+        producer: None,
         declared_arena: 0,
         f32_accuracy: None,
         int8_accuracy: None,
@@ -403,7 +391,7 @@ impl<'a> Model<'a> {
             p.begin_array().map_err(&map)?;
             let (mut first, mut n) = (true, 0usize);
             while p.next_elem(&mut first).map_err(&map)? {
-                p.string().map_err(&map)?;
+                p.string().map_err(&map)?.plain().ok_or(NOT_PLAIN_LABEL)?;
                 n += 1;
             }
             Ok(n)
@@ -436,6 +424,13 @@ impl<'a> Model<'a> {
         };
         self.f32_accuracy = accuracy(keys::F32_ACCURACY)?;
         self.int8_accuracy = accuracy(keys::INT8_ACCURACY)?;
+        let plain = |key: &'static str| -> Result<Option<&'a str>, Error> {
+            meta.get(key)
+                .map(|t| t.plain().ok_or(Error::BadMetadata { key, reason: "must be plain text (no escapes)" }))
+                .transpose()
+        };
+        self.dataset = plain(keys::DATASET)?;
+        self.producer = plain(keys::PRODUCER)?;
 
         bind_tensors(header, data, layer_list, &mut self.tensors)
     }
@@ -480,20 +475,33 @@ impl<'a> Model<'a> {
         self.n_labels
     }
 
-    /// Label of class `i`.
-    pub fn label(&self, i: usize) -> Option<Label<'a>> {
+    /// Label of class `i` (`None` past [`Model::num_classes`]), borrowed from the file.
+    pub fn label(&self, i: usize) -> Option<&'a str> {
+        self.labels().nth(i)
+    }
+
+    /// Every class label in class order, borrowed from the file.
+    pub fn labels(&self) -> impl Iterator<Item = &'a str> + 'a {
+        // Validated at parse: a well-formed array of plain strings, so nothing is skipped.
         let mut p = Parser::new(self.labels);
-        p.begin_array().ok()?;
         let mut first = true;
-        let mut n = 0;
-        while p.next_elem(&mut first).ok()? {
-            let s = p.string().ok()?;
-            if n == i {
-                return Some(Label(s));
+        let open = p.begin_array().is_ok();
+        core::iter::from_fn(move || {
+            if !open || !p.next_elem(&mut first).ok()? {
+                return None;
             }
-            n += 1;
-        }
-        None
+            p.string().ok()?.plain()
+        })
+    }
+
+    /// The data set the model was trained on (metadata `dataset`), if the file says.
+    pub fn dataset(&self) -> Option<&'a str> {
+        self.dataset
+    }
+
+    /// The program that wrote the file (metadata `producer`), if the file says.
+    pub fn producer(&self) -> Option<&'a str> {
+        self.producer
     }
 
     pub fn f32_accuracy(&self) -> Option<f32> {
@@ -655,7 +663,7 @@ fn bind_tensors<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::format::{tensor_name, LayersJson};
+    use crate::format::tensor_name;
     use std::string::String;
     use std::vec::Vec;
 
@@ -694,20 +702,43 @@ mod tests {
         v
     }
 
+    /// A file with `tensors` as they are (even broken ones): the writer's container with the
+    /// test's tensor entries, so the header order and every entry are the test's.
     fn file(tensors: &[Tensor]) -> Vec<u8> {
-        let esc = |s: String| s.replace('"', "\\\"");
         let layers = layers();
-        let arena = plan::arena_bytes(Shape::Flat(4), &layers).unwrap();
-        let mut header = format!(
-            "{{\"__metadata__\":{{\"format\":\"{FORMAT_NAME}\",\"format_version\":\"{FORMAT_VERSION}\",\
-             \"input_shape\":\"[4]\",\"input_scale\":\"0.25\",\"input_zero_point\":\"1\",\
-             \"layers\":\"{}\",\"labels\":\"{}\",\"arena_bytes\":\"{arena}\"}}",
-            esc(LayersJson(&layers).to_string()),
-            esc(String::from(r#"["no","yes"]"#)),
-        );
+        let writer = crate::write::ModelFile {
+            input_shape: Shape::Flat(4),
+            input_quant: Quant { scale: 0.25, zero_point: 1 },
+            layers: layers.iter().map(|l| (*l, None)).collect(),
+            labels: std::vec![String::from("no"), String::from("yes")],
+            arena_bytes: None,
+            f32_accuracy: None,
+            int8_accuracy: None,
+            dataset: None,
+            producer: None,
+            calibration: None,
+        };
+        // Dense layers without weights: the writer refuses, so take its metadata from a copy
+        // with weights, then put the test's own tensor entries after it.
+        let mut with_weights = writer.clone();
+        for (spec, w) in &mut with_weights.layers {
+            let Op::Dense { in_features, out_features, .. } = spec.op else { continue };
+            *w = Some(crate::write::LayerWeights {
+                weight: std::vec![0; in_features * out_features],
+                bias: std::vec![0; out_features],
+                multiplier: std::vec![0; out_features],
+                shift: std::vec![0; out_features],
+            });
+        }
+        let written = with_weights.to_bytes().unwrap();
+        let (header, _) = st::split(&written).unwrap();
+        // The metadata ends where the first tensor entry begins (`,"layers.0.`: inside metadata
+        // strings a quote is always escaped).
+        let meta_end = header.find(",\"layers.").unwrap();
+        let mut header = String::from(&header[..meta_end]);
         let mut data = Vec::new();
         for (name, dtype, shape, bytes) in tensors {
-            header += &format!(
+            header += &std::format!(
                 ",\"{name}\":{{\"dtype\":\"{dtype}\",\"shape\":{shape:?},\"data_offsets\":[{},{}]}}",
                 data.len(),
                 data.len() + bytes.len()
@@ -733,7 +764,7 @@ mod tests {
         assert_eq!(m.layers(), &layers()[..]);
         assert_eq!(m.input_quant(), Quant { scale: 0.25, zero_point: 1 });
         assert_eq!(m.num_classes(), 2);
-        assert!(m.label(1).unwrap().eq_str("yes"));
+        assert_eq!(m.label(1), Some("yes"));
         assert_eq!(m.declared_arena_bytes(), m.arena_bytes());
         for (layer, n_out) in [(0, 3), (1, 2)] {
             let lt = &m.tensors[layer];

@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::Build;
 use common::{assemble, assemble_raw, random_desc, split, with_meta, Rng, MNIST, T};
 use runtime_mobile::error::{JsonContext, JsonErrorKind};
 use runtime_mobile::format::{keys, TensorKind};
@@ -281,7 +282,7 @@ fn corrupted_files_never_panic() {
         T::Flatten,
         T::Dense { out: 4, relu: false },
     ], false);
-    small.labels = vec!["a".into(), "b\\\"".into(), "c".into(), "d".into()];
+    small.labels = vec!["a".into(), "b/é".into(), "c".into(), "d".into()];
     let file = small.build();
     let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize + 8;
     let mut parsed = 0;

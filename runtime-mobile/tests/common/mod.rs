@@ -1,93 +1,28 @@
-//! Test support: builds model files in the runtime-mobile format (the exporter does not exist
-//! yet), generates random models, and computes an independent reference output with naive
-//! loops and i64/i128 arithmetic.
+//! Test support: generates random models (written by the runtime's own writer) and computes an
+//! independent reference output with naive loops and i64/i128 arithmetic.
 #![allow(dead_code)]
 
-use std::collections::HashMap;
-
-use runtime_mobile::format::{self, keys, tensor_name, window_out, LayersJson, TensorKind};
+use runtime_mobile::format::window_out;
 use runtime_mobile::{Activation, LayerSpec, Op, Pool, Quant, Shape};
-use safetensors::tensor::TensorView;
-use safetensors::Dtype;
 
 mod rng;
 pub use rng::Rng;
 
-/// A conv/dense layer's tensors.
-#[derive(Clone, Debug)]
-pub struct Tensors {
-    pub weight: Vec<i8>,
-    pub bias: Vec<i32>,
-    pub multiplier: Vec<i32>,
-    pub shift: Vec<i32>,
+/// A conv/dense layer's tensors: the runtime's own writer's type.
+pub use runtime_mobile::write::LayerWeights as Tensors;
+
+/// A model to write: the runtime's own writer ([`ModelFile`]), so tests write files exactly as
+/// the exporter does.
+pub use runtime_mobile::write::ModelFile as Desc;
+
+/// Writes a [`Desc`] with the runtime's writer.
+pub trait Build {
+    fn build(&self) -> Vec<u8>;
 }
 
-#[derive(Clone, Debug)]
-pub struct Desc {
-    pub input_shape: Shape,
-    pub input_zp: i32,
-    pub layers: Vec<(LayerSpec, Option<Tensors>)>,
-    pub labels: Vec<String>,
-    /// `None`: use the runtime's own plan.
-    pub arena_bytes: Option<usize>,
-}
-
-fn shape_json(s: Shape) -> String {
-    s.to_string()
-}
-
-impl Desc {
-    pub fn specs(&self) -> Vec<LayerSpec> {
-        self.layers.iter().map(|(s, _)| *s).collect()
-    }
-
-    pub fn metadata(&self) -> HashMap<String, String> {
-        let arena = self.arena_bytes.unwrap_or_else(|| {
-            runtime_mobile::plan::arena_bytes(self.input_shape, &self.specs()).unwrap_or(0)
-        });
-        let mut m = HashMap::new();
-        m.insert(keys::FORMAT.into(), format::FORMAT_NAME.into());
-        m.insert(keys::FORMAT_VERSION.into(), format::FORMAT_VERSION.to_string());
-        m.insert(keys::INPUT_SHAPE.into(), shape_json(self.input_shape));
-        m.insert(keys::INPUT_SCALE.into(), "0.003921569".into());
-        m.insert(keys::INPUT_ZERO_POINT.into(), self.input_zp.to_string());
-        m.insert(keys::LAYERS.into(), LayersJson(&self.specs()).to_string());
-        m.insert(keys::LABELS.into(), serde_json::to_string(&self.labels).unwrap());
-        m.insert(keys::ARENA_BYTES.into(), arena.to_string());
-        m.insert(keys::F32_ACCURACY.into(), "0.99".into());
-        m.insert(keys::INT8_ACCURACY.into(), "0.985".into());
-        m
-    }
-
-    fn tensor_bytes(&self) -> Vec<(String, Dtype, Vec<usize>, Vec<u8>)> {
-        let mut out = Vec::new();
-        for (i, (spec, t)) in self.layers.iter().enumerate() {
-            let Some(t) = t else { continue };
-            let (wshape, n) = match spec.op {
-                Op::Conv2d { in_channels, out_channels, kernel, .. } => {
-                    (vec![out_channels, in_channels, kernel[0], kernel[1]], out_channels)
-                }
-                Op::Dense { in_features, out_features, .. } => (vec![out_features, in_features], out_features),
-                _ => unreachable!(),
-            };
-            let le = |v: &[i32]| v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
-            out.push((tensor_name(i, TensorKind::Weight).to_string(), Dtype::I8, wshape,
-                t.weight.iter().map(|&v| v as u8).collect()));
-            out.push((tensor_name(i, TensorKind::Bias).to_string(), Dtype::I32, vec![n], le(&t.bias)));
-            out.push((tensor_name(i, TensorKind::Multiplier).to_string(), Dtype::I32, vec![n], le(&t.multiplier)));
-            out.push((tensor_name(i, TensorKind::Shift).to_string(), Dtype::I32, vec![n], le(&t.shift)));
-        }
-        out
-    }
-
-    /// Serialises with the reference `safetensors` crate (so files are standard safetensors).
-    pub fn build(&self) -> Vec<u8> {
-        let tensors = self.tensor_bytes();
-        let views: Vec<(String, TensorView<'_>)> = tensors
-            .iter()
-            .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
-            .collect();
-        safetensors::tensor::serialize(views, Some(self.metadata())).unwrap()
+impl Build for Desc {
+    fn build(&self) -> Vec<u8> {
+        self.to_bytes().expect("the writer accepts the test's model")
     }
 }
 
@@ -203,10 +138,15 @@ pub fn random_desc(rng: &mut Rng, input_shape: Shape, templates: &[T], left_shif
     let n = shape.len().unwrap();
     Desc {
         input_shape,
-        input_zp: rng.range(-128, 127) as i32,
+        input_quant: Quant { scale: 0.003921569, zero_point: rng.range(-128, 127) as i32 },
         layers,
         labels: (0..n).map(|i| format!("class {i}")).collect(),
         arena_bytes: None,
+        f32_accuracy: Some(0.99),
+        int8_accuracy: Some(0.985),
+        dataset: None,
+        producer: None,
+        calibration: None,
     }
 }
 
@@ -262,7 +202,7 @@ fn ref_div_round(sum: i64, n: i64) -> i64 {
 pub fn reference(desc: &Desc, input: &[i8]) -> Vec<i8> {
     let mut x: Vec<i64> = input.iter().map(|&v| v as i64).collect();
     let mut shape = desc.input_shape;
-    let mut zp = desc.input_zp as i64;
+    let mut zp = desc.input_quant.zero_point as i64;
     for (spec, t) in &desc.layers {
         match spec.op {
             Op::Conv2d { in_channels: c, out_channels: oc, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw], activation, output } => {
