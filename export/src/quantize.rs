@@ -135,7 +135,7 @@ pub struct QuantizedModel {
     /// From runtime-mobile's own planner.
     pub arena_bytes: usize,
     /// The calibrated ranges the output quantizations came from, one per
-    /// [`calibrated_layers`](crate::calibrate::calibrated_layers).
+    /// [`calibrated_layers`].
     pub ranges: Vec<Range>,
 }
 

@@ -37,6 +37,18 @@ fn writes_every_output_beside_the_input() {
     for name in [export::INT8_FILE, export::ONNX_F32_FILE, export::ONNX_INT8_FILE, export::REPORT_FILE] {
         assert_eq!(std::fs::read(f.path(name)).unwrap(), f.export.file(name).unwrap(), "{name}");
     }
+    // Readable like any file the user creates (tempfile's private 0600 must not survive the rename).
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let plain = f.path("plain-file-create.txt");
+        std::fs::File::create(&plain).unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        for name in [export::INT8_FILE, export::ONNX_F32_FILE, export::ONNX_INT8_FILE, export::REPORT_FILE] {
+            assert_eq!(mode(&f.path(name)), mode(&plain), "{name}");
+        }
+        std::fs::remove_file(&plain).unwrap();
+    }
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(f.path(export::REPORT_FILE)).unwrap()).unwrap();
     assert_eq!(report["test_images"], TEST_IMAGES);
     assert_eq!(report["calibration"]["images"], CALIBRATION);

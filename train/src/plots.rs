@@ -55,12 +55,15 @@ fn render_png(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(DrawingArea<Bit
     crate::atomic::write_atomically(path, &png).with_context(|| format!("writing {}", path.display()))
 }
 
+/// One panel of `curves`: its title and two lines, each a label and the value it plots.
+type Panel<'a> = (&'a str, [(&'a str, fn(&EpochMetrics) -> f64); 2]);
+
 fn curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
     render_png(path, (1000, 420), |root| {
         let e = plot_err(path);
         let panels = root.split_evenly((1, 2));
         let last = history.last().map_or(1, |m| m.epoch) as f64;
-        let series: [(&str, [(&str, fn(&EpochMetrics) -> f64); 2]); 2] = [
+        let series: [Panel; 2] = [
             ("loss", [("train", |m| m.train_loss), ("test", |m| m.test_loss)]),
             ("accuracy (%)", [("train", |m| m.train_accuracy * 100.0), ("test", |m| m.test_accuracy * 100.0)]),
         ];
@@ -145,18 +148,18 @@ fn confusion(path: &Path, matrix: &[[u32; CLASSES]; CLASSES], kind: DatasetKind)
             plotters::style::text_anchor::HPos::Center,
             plotters::style::text_anchor::VPos::Center,
         );
-        for t in 0..CLASSES {
-            let row_total = matrix[t].iter().sum::<u32>().max(1) as f64;
-            for p in 0..CLASSES {
-                let share = matrix[t][p] as f64 / row_total;
+        for (t, row) in matrix.iter().enumerate() {
+            let row_total = row.iter().sum::<u32>().max(1) as f64;
+            for (p, &count) in row.iter().enumerate() {
+                let share = count as f64 / row_total;
                 let (x, y) = (p as f64, (CLASSES - 1 - t) as f64);
                 let color = if t == p { RGBColor(30, 110, 200) } else { RGBColor(210, 60, 40) };
-                let fill = color.mix(if matrix[t][p] == 0 { 0.0 } else { 0.12 + 0.88 * share.sqrt() });
+                let fill = color.mix(if count == 0 { 0.0 } else { 0.12 + 0.88 * share.sqrt() });
                 let cell = Rectangle::new([(x - 0.5, y - 0.5), (x + 0.5, y + 0.5)], fill.filled());
                 chart.draw_series(std::iter::once(cell)).map_err(|x| e(&x))?;
                 let text_color = if share > 0.4 { WHITE } else { BLACK };
                 let style = (FONT, 13).into_font().color(&text_color).pos(centre);
-                chart.draw_series(std::iter::once(Text::new(matrix[t][p].to_string(), (x, y), style))).map_err(|x| e(&x))?;
+                chart.draw_series(std::iter::once(Text::new(count.to_string(), (x, y), style))).map_err(|x| e(&x))?;
             }
         }
         Ok(())

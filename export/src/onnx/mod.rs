@@ -1,4 +1,4 @@
-//! ONNX writers: [`f32`] (the float network) and [`qoperator`] (the int8 network in QOperator form,
+//! ONNX writers: [`f32`](mod@f32) (the float network) and [`qoperator`] (the int8 network in QOperator form,
 //! uint8 activations and int8 weights).
 //!
 //! The protobuf types are tract-onnx's own prost-generated ones (`tract_onnx::pb`, a public

@@ -26,7 +26,7 @@ mod tests;
 use candle_core::{CpuStorage, DType, Layout, Result, Storage, Tensor, bail};
 
 /// Valid (no padding), stride-1 2-D convolution with bias.
-/// `x`: [N, C_in, H, W], `w`: [C_out, C_in, K, K], `b`: [C_out] -> [N, C_out, H-K+1, W-K+1].
+/// `x`: [N, C_in, H, W], `w`: [C_out, C_in, K, K], `b`: \[C_out\] -> [N, C_out, H-K+1, W-K+1].
 pub fn conv2d(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !fast_path(&[x, w, b]) {
         return stock_conv2d(x, w, b);
@@ -43,7 +43,7 @@ pub fn max_pool2x2(x: &Tensor) -> Result<Tensor> {
 }
 
 /// conv2d (valid, stride 1) + bias + ReLU + 2x2 max-pool, fused.
-/// `x`: [N, C_in, H, W], `w`: [C_out, C_in, K, K], `b`: [C_out]
+/// `x`: [N, C_in, H, W], `w`: [C_out, C_in, K, K], `b`: \[C_out\]
 /// -> [N, C_out, (H-K+1)/2, (W-K+1)/2].
 pub fn conv2d_relu_maxpool2(x: &Tensor, w: &Tensor, b: &Tensor) -> Result<Tensor> {
     if !fast_path(&[x, w, b]) {

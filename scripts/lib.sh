@@ -1,0 +1,133 @@
+# Shared by the scripts in scripts/ and by .ci/run; not run on its own. Source it right after
+# `set -Eeuo pipefail`, naming the script (the prefix of every message):
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" ci-fuzz
+#
+# It sets `repo` (the repository root) and gives:
+#   step NAME [HINT]        names what runs next (and a hint printed if it fails)
+#   log MSG...              prints "=== NAME: MSG ==="
+#   say MSG... / warn MSG...  prints "NAME: MSG" on stdout / stderr
+#   die MSG...              prints "NAME: MSG" on stderr and exits 1
+#   need_apt [--why TEXT] PKG...    installs Debian packages as root or with sudo
+#   need_rustup_target T...         adds the rustup targets that are missing
+#   need_toolchain TC [COMPONENT...]  installs a rustup toolchain (profile minimal) and components
+#   timed NAME CMD...       runs CMD, prints "=== step NAME: N s ===" and records it for
+#   print_timings           the table of every timed step (trap it on EXIT to get it on failure)
+# A command that fails outside an `if`/`||` ends the script through the ERR trap, which prints
+# "NAME: FAILED during: <step>" and the step's hint.
+# shellcheck shell=bash
+
+lib_name="${1:-$(basename "$0")}"
+# shellcheck disable=SC2034 # for the scripts that source this file
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+step="setup"
+hint=""
+
+log() { echo "=== $lib_name: $* ==="; }
+say() { echo "$lib_name: $*"; }
+warn() { echo "$lib_name: $*" >&2; }
+die() {
+    warn "$@"
+    exit 1
+}
+
+step() {
+    step="$1"
+    hint="${2:-}"
+}
+
+fail() {
+    warn "FAILED during: $step"
+    [[ -n "$hint" ]] && warn "hint: $hint"
+    exit 1
+}
+set -E
+trap fail ERR
+
+# need_apt [--why TEXT] PKG...: apt-get installs PKG... (quietly, no recommends), as root or
+# through sudo. The caller decides whether they are needed (a command or file it looks for).
+need_apt() {
+    local why=""
+    if [[ "${1:-}" == --why ]]; then
+        why="$2"
+        shift 2
+    fi
+    step "apt-get install $*" \
+        "run as root (or with sudo) on Debian/Ubuntu: apt-get update && apt-get install -y --no-install-recommends $*"
+    local sudo=()
+    if [[ "$(id -u)" != 0 ]]; then
+        command -v sudo >/dev/null || { warn "not root and no sudo"; false; }
+        sudo=(sudo)
+    fi
+    log "installing ${why:-$*}"
+    "${sudo[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@"
+}
+
+# need_rustup_target T...: adds those of the rustup targets T... that the default toolchain lacks.
+need_rustup_target() {
+    step "rustup target add" "needs rustup and network access: rustup target add $*"
+    local installed missing=() t
+    installed="$(rustup target list --installed)"
+    for t in "$@"; do
+        grep -qx "$t" <<<"$installed" || missing+=("$t")
+    done
+    if ((${#missing[@]})); then
+        log "adding rust targets: ${missing[*]}"
+        rustup target add "${missing[@]}"
+    fi
+}
+
+# need_toolchain TOOLCHAIN [COMPONENT...]: installs TOOLCHAIN (profile minimal) with the
+# components when missing, and adds those of the components an installed one lacks.
+need_toolchain() {
+    local tc="$1" c components
+    shift
+    local with=()
+    (($#)) && with=(--component "$(IFS=,; echo "$*")")
+    step "rustup toolchain install $tc${*:+ (with $*)}" \
+        "needs rustup and network access: rustup toolchain install $tc --profile minimal ${with[*]}"
+    if ! rustup run "$tc" rustc --version >/dev/null 2>&1; then
+        log "installing the $tc toolchain"
+        rustup toolchain install "$tc" --profile minimal "${with[@]}"
+    fi
+    (($#)) || return 0
+    components="$(rustup component list --toolchain "$tc" --installed)"
+    for c in "$@"; do
+        if ! grep -q "^$c" <<<"$components"; then
+            log "adding component $c to $tc"
+            rustup component add --toolchain "$tc" "$c"
+        fi
+    done
+}
+
+# timed NAME CMD...: runs CMD, prints its wall time and keeps it for print_timings. Returns
+# CMD's status (so the ERR trap still stops the script on a failure).
+timings=()
+timed_current=""
+timed() {
+    local name="$1" start=$SECONDS rc=0
+    shift
+    timed_current="$name"
+    step "$name"
+    "$@" || rc=$?
+    timed_current=""
+    timings+=("$name|$((SECONDS - start))|$( ((rc == 0)) && echo ok || echo "FAILED (exit $rc)")")
+    echo "=== step $name: $((SECONDS - start)) s ==="
+    return "$rc"
+}
+
+# print_timings: a table of the timed steps so far (a step cut short by a signal shows as such).
+timed_started=$SECONDS
+print_timings() {
+    local row name secs result
+    echo
+    echo "=== $lib_name: step times ==="
+    printf '%-40s %8s  %s\n' step seconds result
+    for row in "${timings[@]}"; do
+        IFS='|' read -r name secs result <<<"$row"
+        printf '%-40s %8s  %s\n' "$name" "$secs" "$result"
+    done
+    [[ -n "$timed_current" ]] && printf '%-40s %8s  %s\n' "$timed_current" "-" "interrupted"
+    printf '%-40s %8s\n' total "$((SECONDS - timed_started))"
+}
