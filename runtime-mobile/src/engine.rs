@@ -191,6 +191,8 @@ fn conv(
         return Err(BROKEN);
     };
     let ConvStage { relu, pool, avg, conv_hw: [ch, cw], .. } = *g;
+    // A local copy: read through the reference, the window bounds were reloaded per pixel.
+    let pool = &Pool { ..*pool };
     let k_len = c * kh * kw;
     // The plan's scratch ([`Stage::scratch`], or [`Stage::scratch_full`] when the arena has
     // room): the patch (with `PATCH_SLACK` bytes after it in the full layout, so that its last

@@ -178,7 +178,7 @@ fn shipped_models_layouts_are_consistent() {
 
 #[test]
 fn random_layer_lists_layouts_are_consistent() {
-    let mut rng = Rng(0x1A7_0u64);
+    let mut rng = Rng(0x1A70_u64);
     let n = if cfg!(miri) { 2 } else { 300 };
     for i in 0..n {
         let (shape, templates) = random_templates(&mut rng);
