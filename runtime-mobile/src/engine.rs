@@ -713,7 +713,7 @@ fn dense(
         return Err(BROKEN);
     }
     let (acc, corr) = ints.split_at_mut(n);
-    let corr = &mut corr[..n];
+    let corr = corr.get_mut(..n).ok_or(BROKEN)?;
     let corr = match folded {
         Some(f) => f,
         None => {

@@ -47,11 +47,10 @@ pub(crate) enum StageOp {
 }
 
 /// A laid-out part of a buffer (a stage's scratch, a layer's part of a session's packed store):
-/// `bytes` bytes at the first multiple of an alignment (`align`, for the whole region one value
-/// given by its kind, 1 for scratch, [`PACKED_ALIGN`] for packed weights), then `ints` i32s at
-/// the next multiple of 4. The arena may sit at any address, so both steps are taken at run
-/// time, by [`Region::carve`] alone; [`Region::size`] reserves the bytes they may skip. An empty
-/// part needs no alignment, so it reserves none.
+/// `bytes` bytes at the next multiple of `align` (1 for scratch, [`PACKED_ALIGN`] in a
+/// session's packed store), then `ints` i32s at the next multiple of 4. The arena may sit at any
+/// address, so both steps are taken at run time, by [`Region::carve`] alone; [`Region::size`]
+/// reserves the bytes they may skip. An empty part needs no alignment, so it reserves none.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) struct Region {
     pub bytes: u32,

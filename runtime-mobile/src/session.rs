@@ -56,14 +56,14 @@ impl<'a> Model<'a> {
                 return Err(PACK_BROKEN);
             };
             let skip = (st.packed_off as usize).checked_sub(at).ok_or(PACK_BROKEN)?;
-            let size = st.packed.size(PACKED_ALIGN)?;
+            let size = st.packed.size(PACKED_ALIGN).map_err(|_| PACK_BROKEN)?;
             let (_, tail) = core::mem::take(&mut rest).split_at_mut_checked(skip).ok_or(PACK_BROKEN)?;
             let (region, tail) = tail.split_at_mut_checked(size).ok_or(PACK_BROKEN)?;
             (rest, at) = (tail, at + skip + size);
             // Conv: the packed weights and the folded bias; dense: the folded bias.
             let (wp, bias) = st.packed.carve(region, PACKED_ALIGN).ok_or(PACK_BROKEN)?;
             let wp = as_i8_mut(wp);
-            packed[layer] = Some(match spec.op {
+            *packed.get_mut(layer).ok_or(PACK_BROKEN)? = Some(match spec.op {
                 Op::Conv2d { .. } => {
                     pack_conv(kernels, spec, t, st.in_zp, wp, bias)?;
                     PackedLayer { wp, bias }
