@@ -4,13 +4,12 @@
 //! Sizes used for indexing here were validated by `plan` (shapes, arena size), so slices are cut
 //! once per stage with checked `get`, and inner loops index within those proven bounds.
 
-use crate::bytes::{as_i32_mut, as_i8, as_i8_mut, le_i32};
+use crate::bytes::{as_i8_mut, le_i32};
 use crate::error::Error;
 use crate::format::{LayerSpec, Op, Pool, Shape, MAX_LAYERS};
 use crate::kernels::{Kernels, Patches, Requant};
 use crate::plan::{
-    fast_scratch_bytes, packed_dims, scratch_bytes, Loc, Plan, Stage, StageOp, PACKED_PATCHES,
-    SEGMENT_SLACK,
+    packed_dims, pairs_ints, pool_of, Loc, Path, Plan, Stage, StageOp, PACKED_PATCHES, PAIRS_MAX_K,
 };
 
 /// One conv2d/dense layer's tensors, borrowed from the file bytes.
@@ -33,10 +32,6 @@ impl LayerTensors<'_> {
 
 /// Stands for a violated plan invariant; unreachable for parsed models, but an error beats a panic.
 const BROKEN: Error = Error::Internal("engine: the plan does not fit the model or the arena");
-
-fn len(s: Shape) -> Result<usize, Error> {
-    s.len().ok_or(Error::Overflow)
-}
 
 /// What a [`crate::Session`] prepares once per layer. Conv: the weights in the packed path's
 /// layout (see [`pack_conv`]) and the bias folded for `x ^ 0x80` inputs. Dense: the folded bias
@@ -66,51 +61,31 @@ pub(crate) fn run<'b>(
         return Err(Error::ArenaTooSmall { needed: plan.arena_bytes, got: arena.len() });
     }
     let stages = plan.stages.get(..plan.n_stages).ok_or(BROKEN)?;
-    // Which stages take the packed path; consecutive ones hand over channels-last data.
-    let mut takes = [false; MAX_LAYERS];
-    for (t, st) in takes.iter_mut().zip(stages) {
-        *t = takes_packed(st, layers, packed, arena.len())?;
+    // Each stage's scratch layout; consecutive packed stages hand over channels-last data.
+    let mut paths = [Path::Min; MAX_LAYERS];
+    for (p, st) in paths.iter_mut().zip(stages) {
+        *p = st.path(arena.len(), has_packed(st, packed));
     }
     for (i, stage) in stages.iter().enumerate() {
-        let in_hwc = i > 0 && takes[i - 1] && takes[i];
-        let out_hwc = takes[i] && takes.get(i + 1).copied().unwrap_or(false);
-        run_stage(stage, layers, tensors, packed, k, input, arena, [in_hwc, out_hwc])?;
+        let path = paths.get(i).copied().ok_or(BROKEN)?;
+        let packed_at = |j: Option<usize>| j.and_then(|j| paths.get(j)) == Some(&Path::Packed);
+        let hwc = [packed_at(i.checked_sub(1)), packed_at(i.checked_add(1))];
+        let hwc = hwc.map(|h| h && path == Path::Packed);
+        run_stage(stage, path, layers, tensors, packed, k, input, arena, hwc)?;
     }
-    let n = len(plan.out_shape)?;
-    let total = arena.len();
-    let out = match plan.out_loc {
-        Loc::Low => arena.get(..n),
-        Loc::High => arena.get(total.checked_sub(n).ok_or(BROKEN)?..),
-        Loc::Input => None,
-    };
-    Ok(as_i8(out.ok_or(BROKEN)?))
+    plan.output(arena)
 }
 
-/// The `(low, high)` arena lengths a stage's input and output take (its scratch lies between).
-fn stage_ends(st: &Stage) -> Result<(usize, usize), Error> {
-    let (in_len, out_len) = (len(st.in_shape)?, len(st.out_shape)?);
-    Ok(match (st.in_loc, st.out_loc) {
-        (Loc::Input, _) => (out_len, 0),
-        (Loc::Low, _) => (in_len, out_len),
-        (Loc::High, _) => (out_len, in_len),
-    })
-}
-
-/// Whether `st` runs on the packed path in an arena of `total` bytes: a conv stage whose layer
-/// has packed weights and whose packed scratch fits between its input and output.
-fn takes_packed(st: &Stage, layers: &[LayerSpec], packed: &[Option<PackedLayer<'_>>], total: usize) -> Result<bool, Error> {
-    let StageOp::Conv { layer, .. } = st.op else { return Ok(false) };
-    if !matches!(packed.get(layer), Some(Some(_))) {
-        return Ok(false);
-    }
-    let (low, high) = stage_ends(st)?;
-    let room = total.saturating_sub(low.saturating_add(high));
-    Ok(fast_scratch_bytes(&st.op, layers, st.in_shape, st.out_shape)?.is_some_and(|n| n <= room))
+/// Whether a session packed `st`'s layer (conv: weights; dense: the folded bias).
+fn has_packed(st: &Stage, packed: &[Option<PackedLayer<'_>>]) -> bool {
+    let (StageOp::Conv { layer, .. } | StageOp::Dense { layer, .. }) = st.op else { return false };
+    matches!(packed.get(layer), Some(Some(_)))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn run_stage(
     st: &Stage,
+    path: Path,
     layers: &[LayerSpec],
     tensors: &[LayerTensors<'_>],
     packed: &[Option<PackedLayer<'_>>],
@@ -119,50 +94,32 @@ fn run_stage(
     arena: &mut [u8],
     [in_hwc, out_hwc]: [bool; 2],
 ) -> Result<(), Error> {
-    let in_len = len(st.in_shape)?;
-    let out_len = len(st.out_shape)?;
-    let total = arena.len();
-    let take_packed = takes_packed(st, layers, packed, total)?;
-
     if let (StageOp::Relu, Loc::Low | Loc::High) = (st.op, st.in_loc) {
-        let buf = match st.in_loc {
-            Loc::Low => arena.get_mut(..in_len),
-            _ => arena.get_mut(total.checked_sub(in_len).ok_or(BROKEN)?..),
-        };
         let zp = st.in_zp as i8;
-        for v in as_i8_mut(buf.ok_or(BROKEN)?) {
+        for v in st.in_place(arena)? {
             *v = (*v).max(zp);
         }
         return Ok(());
     }
 
-    // Cut the arena into [low | scratch | high] and pick input/output among them.
-    let (low_len, high_len) = stage_ends(st)?;
-    if low_len.checked_add(high_len).is_none_or(|n| n > total) {
+    let (x, scratch, out) = st.split(arena, input)?;
+    if Some(x.len()) != st.in_shape.len() || Some(out.len()) != st.out_shape.len() {
         return Err(BROKEN);
     }
-    let (low, rest) = arena.split_at_mut(low_len);
-    let (scratch, high) = rest.split_at_mut(rest.len() - high_len);
-    let (x, out): (&[i8], &mut [i8]) = match st.in_loc {
-        Loc::Input => (input, as_i8_mut(low)),
-        Loc::Low => (as_i8(low), as_i8_mut(high)),
-        Loc::High => (as_i8(high), as_i8_mut(low)),
-    };
-    if x.len() != in_len || out.len() != out_len || scratch.len() < scratch_bytes(&st.op, layers)? {
-        return Err(BROKEN);
-    }
+    // The plan's scratch layout for this path: `bytes` then 4-aligned `ints` (empty when unused).
+    let (bytes, ints) = st.scratch_for(path).carve(scratch, 1).ok_or(BROKEN)?;
 
     match st.op {
-        StageOp::Conv { layer, relu, pool, avg, conv_hw } => {
+        StageOp::Conv { layer, relu, pool } => {
             let (Some(spec), Some(t)) = (layers.get(layer), tensors.get(layer)) else {
                 return Err(BROKEN);
             };
+            let (pool, avg) = pool_of(layers, pool.map(usize::from))?;
+            let Shape::Chw(_, ch, cw) = spec.output_shape else { return Err(BROKEN) };
+            let geom = ConvStage { relu, pool, avg, conv_hw: [ch, cw], in_hwc, out_hwc };
             match packed.get(layer) {
-                Some(Some(p)) if take_packed => {
-                    let geom = PackedStage { relu, pool, avg, conv_hw, in_hwc, out_hwc };
-                    conv_packed(k, spec, p, t, st, &geom, x, scratch, out)
-                }
-                _ => conv(k, spec, t, st, relu, &pool, avg, conv_hw, x, scratch, out),
+                Some(Some(p)) if path == Path::Packed => conv_packed(k, spec, p, t, st, &geom, x, bytes, ints, out),
+                _ => conv(k, spec, t, st, &geom, x, bytes, ints, out),
             }
         }
         StageOp::Dense { layer, relu } => {
@@ -171,9 +128,12 @@ fn run_stage(
                 Some(Some(p)) => Some(p.bias),
                 _ => None,
             };
-            dense(k, t, st, relu, folded, x, scratch, out)
+            dense(k, t, st, relu, folded, x, ints, out)
         }
-        StageOp::Pool { pool, avg } => pool_standalone(st, &pool, avg, x, out),
+        StageOp::Pool { layer } => {
+            let (pool, avg) = pool_of(layers, Some(layer))?;
+            pool_standalone(st, pool, avg, x, out)
+        }
         StageOp::Relu => {
             let zp = st.in_zp as i8;
             for (o, &v) in out.iter_mut().zip(x) {
@@ -182,11 +142,6 @@ fn run_stage(
             Ok(())
         }
     }
-}
-
-/// The first `n` 4-aligned i32s of `scratch` (the plan reserves 3 bytes of alignment slack).
-fn i32_area(scratch: &mut [u8], n: usize) -> Result<&mut [i32], Error> {
-    as_i32_mut(scratch).get_mut(..n).ok_or(BROKEN)
 }
 
 /// `bias[o] - zp_in * sum(w[o])`, wrapping: the folded constant term of every accumulator.
@@ -222,12 +177,10 @@ fn conv(
     spec: &LayerSpec,
     t: &LayerTensors<'_>,
     st: &Stage,
-    relu: bool,
-    pool: &Pool,
-    avg: bool,
-    [ch, cw]: [usize; 2],
+    g: &ConvStage<'_>,
     x: &[i8],
-    scratch: &mut [u8],
+    patch_buf: &mut [u8],
+    ints: &mut [i32],
     out: &mut [i8],
 ) -> Result<(), Error> {
     let Op::Conv2d { kernel: [kh, kw], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op
@@ -237,24 +190,22 @@ fn conv(
     let (Shape::Chw(c, h, w), Shape::Chw(oc, ph, pw)) = (st.in_shape, st.out_shape) else {
         return Err(BROKEN);
     };
+    let ConvStage { relu, pool, avg, conv_hw: [ch, cw], .. } = *g;
+    // A local copy: read through the reference, the window bounds were reloaded per pixel.
+    let pool = &Pool { ..*pool };
     let k_len = c * kh * kw;
-    if t.weight.len() != oc * k_len || scratch.len() < k_len || out.len() != oc * ph * pw {
+    // The plan's scratch ([`Stage::scratch`], or [`Stage::scratch_full`] when the arena has
+    // room): the patch (with `PATCH_SLACK` bytes after it in the full layout, so that its last
+    // rows move as 8-byte copies too), then acc, corr and pacc (`oc` each) and, in the full
+    // layout of short patches, the weights and the patch as i16 pairs for `matvec_pairs_i16`.
+    let base_len = oc.checked_mul(3).ok_or(BROKEN)?;
+    if t.weight.len() != oc * k_len || patch_buf.len() < k_len || ints.len() < base_len || out.len() != oc * ph * pw {
         return Err(BROKEN);
     }
-    // The patch gets up to 8 bytes of slack when the arena has them (the plan reserves none; the
-    // MNIST conv1 stage has kilobytes spare), so that its last rows move as 8-byte copies too.
-    let ints_bytes = oc.checked_mul(12).and_then(|n| n.checked_add(3)).ok_or(BROKEN)?;
-    let patch_cap = scratch.len().saturating_sub(ints_bytes).clamp(k_len, k_len + 8);
-    let (patch_buf, rest) = scratch.split_at_mut(patch_cap);
     let patch_buf = as_i8_mut(patch_buf);
-    // Short patches (k < PAIRS_MAX_K) go through `matvec_pairs_i16` when the arena has room for
-    // the weights as i16 pairs beyond the planned scratch (the plan reserves none for them).
     let kp = k_len.div_ceil(2);
-    let pairs_len = kp.checked_mul(oc).and_then(|n| n.checked_add(kp)).ok_or(BROKEN)?;
-    let base_len = oc.checked_mul(3).ok_or(BROKEN)?;
-    let room = as_i32_mut(rest).len();
-    let use_pairs = k_len < PAIRS_MAX_K && room >= base_len.saturating_add(pairs_len);
-    let ints = i32_area(rest, base_len + if use_pairs { pairs_len } else { 0 })?;
+    let pairs_len = pairs_ints(k_len, oc).ok_or(BROKEN)?;
+    let use_pairs = k_len < PAIRS_MAX_K && ints.len() >= base_len.saturating_add(pairs_len);
     let (acc, rest) = ints.split_at_mut(oc);
     let (corr, rest) = rest.split_at_mut(oc);
     let (pacc, pairs) = rest.split_at_mut(oc);
@@ -313,10 +264,11 @@ fn conv(
     Ok(())
 }
 
-/// A conv stage's fused parts and data layouts, for [`conv_packed`].
-struct PackedStage {
+/// A conv stage's fused parts and data layouts, for [`conv`] and [`conv_packed`].
+#[derive(Clone, Copy)]
+struct ConvStage<'l> {
     relu: bool,
-    pool: Pool,
+    pool: &'l Pool,
     avg: bool,
     conv_hw: [usize; 2],
     /// The input is channels-last (HWC), as a previous packed stage wrote it; else CHW.
@@ -326,7 +278,7 @@ struct PackedStage {
 }
 
 /// [`conv`] on the packed path (a [`crate::Session`] whose table has `conv_packed`, with the
-/// arena room [`fast_scratch_bytes`] asks): the input is copied once as `x ^ 0x80`, channels-last
+/// arena room for [`Stage::scratch_packed`]): the input is copied once as `x ^ 0x80`, channels-last
 /// and with its padding border, so that each kernel row of a receptive field is one contiguous
 /// run of `kw * c` bytes, which `gemm_u8i8` reads in place (no im2col). A pool window's conv
 /// outputs go through one call, so every weight load serves up to [`PACKED_PATCHES`] pixels.
@@ -339,9 +291,10 @@ fn conv_packed(
     p: &PackedLayer<'_>,
     t: &LayerTensors<'_>,
     st: &Stage,
-    g: &PackedStage,
+    g: &ConvStage<'_>,
     x: &[i8],
-    scratch: &mut [u8],
+    xin: &mut [u8],
+    ints: &mut [i32],
     out: &mut [i8],
 ) -> Result<(), Error> {
     let Op::Conv2d { kernel: [kh, _], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op
@@ -357,16 +310,18 @@ fn conv_packed(
     if p.wp.len() != kh * seg * ocp || p.bias.len() != ocp || out.len() != oc * ph * pw || x.len() != c * h * w {
         return Err(BROKEN);
     }
-    // [input ^ 0x80, HWC, padded | slack | i32s] (sizes as in `fast_scratch_bytes`).
-    let (xin, rest) = scratch.split_at_mut_checked(hp * row_stride + SEGMENT_SLACK).ok_or(BROKEN)?;
+    // The plan's [`Stage::scratch_packed`]: `xin` the input ^ 0x80, HWC, padded (then
+    // `SEGMENT_SLACK` bytes); `ints` the patches' products, then a row of pooled accumulators.
+    if xin.len() < hp * row_stride || ints.len() < (PACKED_PATCHES + pw) * ocp {
+        return Err(BROKEN);
+    }
     copy_hwc_flipped(x, [c, h, w], [pad_h, pad_w], g.in_hwc, st.in_zp as u8 ^ 0x80, xin);
     let xin = &*xin;
-    let ints = i32_area(rest, (PACKED_PATCHES + pw) * ocp)?;
     let (acc, prow) = ints.split_at_mut(PACKED_PATCHES * ocp);
     let prow = &mut prow[..pw * ocp];
     let rq = requant_params(t, st, g.relu);
     let [ch, cw] = g.conv_hw;
-    let pool = &g.pool;
+    let pool = g.pool;
     let plane = ph * pw;
     let mut starts = [0usize; PACKED_PATCHES];
     let window = Window { k, p, oc, ocp, avg: g.avg, rq: &rq };
@@ -549,10 +504,6 @@ fn scatter(out: &mut [i8], cell: usize, plane: usize, vals: &[i32]) {
         *d = v as i8;
     }
 }
-
-/// Patches shorter than this use `matvec_pairs_i16` when the arena allows; longer ones
-/// `matvec_i8(_sym)`, which is as fast there and needs no copy of the weights.
-const PAIRS_MAX_K: usize = 64;
 
 /// Packs two i8 as the low and high i16 halves of an i32.
 #[inline]
@@ -753,15 +704,16 @@ fn dense(
     relu: bool,
     folded: Option<&[i32]>,
     x: &[i8],
-    scratch: &mut [u8],
+    ints: &mut [i32],
     out: &mut [i8],
 ) -> Result<(), Error> {
     let n = out.len();
-    if t.weight.len() != n * x.len() || folded.is_some_and(|f| f.len() != n) {
+    // The plan's [`Stage::scratch`]: accumulators, then zero-point corrections (`n` each).
+    if t.weight.len() != n * x.len() || folded.is_some_and(|f| f.len() != n) || ints.len() < 2 * n {
         return Err(BROKEN);
     }
-    let ints = i32_area(scratch, n.checked_mul(2).ok_or(BROKEN)?)?;
     let (acc, corr) = ints.split_at_mut(n);
+    let corr = corr.get_mut(..n).ok_or(BROKEN)?;
     let corr = match folded {
         Some(f) => f,
         None => {

@@ -6,7 +6,7 @@
 //! arena too small for the packed weights, a session runs exactly like [`Model::run_with`].
 //! Results are identical either way, bit for bit.
 
-use crate::bytes::{as_i32_mut, as_i8_mut};
+use crate::bytes::as_i8_mut;
 use crate::engine::{self, fold_zero_point, pack_conv, PackedLayer};
 use crate::error::Error;
 
@@ -15,7 +15,7 @@ const PACK_BROKEN: Error = Error::Internal("session: the packed-weight plan does
 use crate::format::{Op, MAX_LAYERS};
 use crate::kernels::Kernels;
 use crate::model::{Model, Prediction};
-use crate::plan::{packed_dims, packed_layer_bytes, StageOp};
+use crate::plan::{StageOp, PACKED_ALIGN};
 
 /// A [`Model`] bound to a kernel table and an arena; see the module docs.
 #[derive(Debug)]
@@ -46,29 +46,29 @@ impl<'a> Model<'a> {
             }
             return Ok(Session { model: self, kernels, packed, work: arena });
         }
-        let (mut store, work) = arena.split_at_mut(plan.packed_bytes);
+        let (store, work) = arena.split_at_mut(plan.packed_bytes);
+        // Each conv/dense stage's region of the store, where the plan put it (in stage order).
+        let mut rest = store;
+        let mut at = 0;
         for st in plan.stages.get(..plan.n_stages).unwrap_or(&[]) {
             let (StageOp::Conv { layer, .. } | StageOp::Dense { layer, .. }) = st.op else { continue };
             let (Some(spec), Some(t)) = (self.layers().get(layer), self.tensors().get(layer)) else {
                 return Err(PACK_BROKEN);
             };
-            let bytes = packed_layer_bytes(spec)?.ok_or(PACK_BROKEN)?;
-            let (region, rest) = core::mem::take(&mut store).split_at_mut_checked(bytes).ok_or(PACK_BROKEN)?;
-            store = rest;
-            packed[layer] = Some(match spec.op {
-                Op::Conv2d { kernel: [kh, _], .. } => {
-                    let (ocp, seg) = packed_dims(spec).ok_or(PACK_BROKEN)?;
-                    // [align 64 | weights | align 4 | bias]: `packed_layer_bytes` reserves both slacks.
-                    let skip = region.as_ptr().align_offset(64).min(63);
-                    let region = region.get_mut(skip..).ok_or(PACK_BROKEN)?;
-                    let (wp, rest) = region.split_at_mut_checked(kh * seg * ocp).ok_or(PACK_BROKEN)?;
-                    let bias = as_i32_mut(rest).get_mut(..ocp).ok_or(PACK_BROKEN)?;
-                    let wp = as_i8_mut(wp);
+            let skip = (st.packed_off as usize).checked_sub(at).ok_or(PACK_BROKEN)?;
+            let size = st.packed.size(PACKED_ALIGN).map_err(|_| PACK_BROKEN)?;
+            let (_, tail) = core::mem::take(&mut rest).split_at_mut_checked(skip).ok_or(PACK_BROKEN)?;
+            let (region, tail) = tail.split_at_mut_checked(size).ok_or(PACK_BROKEN)?;
+            (rest, at) = (tail, at + skip + size);
+            // Conv: the packed weights and the folded bias; dense: the folded bias.
+            let (wp, bias) = st.packed.carve(region, PACKED_ALIGN).ok_or(PACK_BROKEN)?;
+            let wp = as_i8_mut(wp);
+            *packed.get_mut(layer).ok_or(PACK_BROKEN)? = Some(match spec.op {
+                Op::Conv2d { .. } => {
                     pack_conv(kernels, spec, t, st.in_zp, wp, bias)?;
                     PackedLayer { wp, bias }
                 }
                 Op::Dense { out_features, .. } => {
-                    let bias = as_i32_mut(region).get_mut(..out_features).ok_or(PACK_BROKEN)?;
                     let k_len = t.weight.len() / out_features.max(1);
                     fold_zero_point(kernels, t, k_len, st.in_zp, bias);
                     PackedLayer { wp: &[], bias }
