@@ -1,14 +1,11 @@
 //! End-to-end tests of the `classify` binary with small models built by runtime-mobile's test
 //! fixture builder (the real MNIST model comes from the export crate later).
 
-#[path = "../../runtime-mobile/tests/common/mod.rs"]
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::Build;
-use common::{random_desc, reference, Rng, MNIST, T};
+use testkit::Build;
+use testkit::{random_desc, reference, Rng, MNIST, T};
 use runtime_mobile::preprocess::{self, Frame, InputQuantizer, Options, PixelFormat, OUT_PIXELS};
 use runtime_mobile::{Model, Shape};
 
@@ -17,7 +14,7 @@ fn fixtures() -> PathBuf {
 }
 
 /// A random-weight model with the MNIST architecture and labels "0".."9".
-fn mnist_desc() -> common::Desc {
+fn mnist_desc() -> testkit::Desc {
     let mut d = random_desc(&mut Rng(42), Shape::Chw(1, 28, 28), &MNIST, false);
     d.labels = (0..10).map(|i| i.to_string()).collect();
     d
@@ -35,7 +32,7 @@ fn os<S: AsRef<std::ffi::OsStr> + ?Sized>(s: &S) -> &std::ffi::OsStr {
 
 /// What the CLI should answer for `path`, computed independently: decode, preprocess, and the
 /// naive reference implementation of the model.
-fn expected(desc: &common::Desc, model: &Model<'_>, path: &Path) -> (usize, i8) {
+fn expected(desc: &testkit::Desc, model: &Model<'_>, path: &Path) -> (usize, i8) {
     let img = image::open(path).unwrap();
     let (w, h) = (img.width() as usize, img.height() as usize);
     let (data, format) = if img.color().has_color() || img.color().has_alpha() {

@@ -5,13 +5,10 @@
 //! `cargo bench -p runtime-mobile --bench latency`. When the exporter's output
 //! `artifacts/mnist/model.int8.safetensors` exists (it is not committed), it is timed too.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 
-use common::Build;
-use common::{MNIST, Rng, random_desc};
+use testkit::Build;
+use testkit::{MNIST, Rng, random_desc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use runtime_mobile::kernels;
 use runtime_mobile::{Model, Shape};

@@ -8,13 +8,10 @@
 //! cost does not depend on the weight values. Count instructions per inference with
 //! `valgrind --tool=callgrind --toggle-collect='*Model*run_with*' target/release/examples/infer_once`.
 
-#[path = "../tests/common/mod.rs"]
-mod common;
-
 use std::hint::black_box;
 
-use common::Build;
-use common::{MNIST, Rng, random_desc};
+use testkit::Build;
+use testkit::{MNIST, Rng, random_desc};
 use runtime_mobile::kernels::{self, scalar};
 use runtime_mobile::{Model, Shape};
 

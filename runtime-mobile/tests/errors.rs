@@ -3,16 +3,14 @@
 //! Under Miri only the tests on small models run (the others build the full-size MNIST model,
 //! minutes in the interpreter; `parser_props.rs` takes the parser's paths through Miri instead).
 
-mod common;
-
-use common::Build;
-use common::{assemble, assemble_raw, random_desc, split, with_meta, Rng, MNIST, T};
+use testkit::Build;
+use testkit::{assemble, assemble_raw, random_desc, split, with_meta, Rng, MNIST, T};
 use runtime_mobile::error::{JsonContext, JsonErrorKind};
 use runtime_mobile::format::{keys, TensorKind};
 use runtime_mobile::{Error, Model, Shape};
 use serde_json::json;
 
-fn mnist() -> (common::Desc, Vec<u8>) {
+fn mnist() -> (testkit::Desc, Vec<u8>) {
     let mut rng = Rng(42);
     let desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
     let file = desc.build();

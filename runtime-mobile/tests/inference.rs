@@ -1,19 +1,17 @@
-//! Parse round trips and bit-exact inference against the naive reference in `common`.
+//! Parse round trips and bit-exact inference against the naive reference in `testkit`.
 //!
 //! Under Miri (where one parse of a small model costs about a second): two architectures that
 //! between them take every engine path (fused conv + relu + avg/max pool, standalone relu and
 //! pools on the caller's input and in the arena, conv without pool, padding, dense, softmax),
 //! once each; the tests on the full-size MNIST model are skipped.
 
-mod common;
-
-use common::Build;
-use common::{random_desc, reference, Rng, MNIST, T};
+use testkit::Build;
+use testkit::{random_desc, reference, Rng, MNIST, T};
 use runtime_mobile::kernels;
 use runtime_mobile::{Error, Model, Shape};
 
 /// Parses `desc`'s file and checks `runs` random inputs against the reference, bit for bit.
-fn check(desc: &common::Desc, rng: &mut Rng, runs: usize) {
+fn check(desc: &testkit::Desc, rng: &mut Rng, runs: usize) {
     let file = desc.build();
     let model = Model::parse(&file).unwrap_or_else(|e| panic!("{e}: {desc:?}"));
     assert_eq!(model.layers(), &desc.specs()[..]);
@@ -130,7 +128,7 @@ fn random_models_match_reference() {
             if miri {
                 continue;
             }
-            for prefix in common::prefixes(&desc) {
+            for prefix in testkit::prefixes(&desc) {
                 check(&prefix, &mut rng, runs);
             }
         }
@@ -260,7 +258,7 @@ fn metadata_round_trip() {
         d.labels[1] = bad.to_string();
         assert!(matches!(d.to_bytes(), Err(Error::BadMetadata { key: "labels", .. })), "{bad:?}");
         let escaped = serde_json::to_string(&d.labels).unwrap();
-        let f = common::with_meta(&file, "labels", Some(&escaped));
+        let f = testkit::with_meta(&file, "labels", Some(&escaped));
         assert!(matches!(Model::parse(&f), Err(Error::BadMetadata { key: "labels", .. })), "{bad:?}");
     }
     assert_eq!(model.declared_arena_bytes(), 9000);

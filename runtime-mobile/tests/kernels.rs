@@ -4,9 +4,7 @@
 //!
 //! Under Miri only the scalar table exists (`kernels::available`), and the sizes shrink.
 
-mod common;
-
-use common::{Rng, ref_requant};
+use testkit::{Rng, ref_requant};
 use runtime_mobile::kernels::{self, Kernels, Patches, Requant, scalar};
 
 /// The definition with i64 sums, reduced mod 2^32 at the end (what wrapping i32 means).

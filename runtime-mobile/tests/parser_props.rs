@@ -7,12 +7,10 @@
 //! Under Miri (`cargo +nightly miri test`, see `fuzz/README.md`) every property runs one to
 //! four cases: enough to take every parser path through the interpreter once.
 
-mod common;
-
 use std::sync::OnceLock;
 
-use common::Build;
-use common::{random_desc, reference, with_meta, Desc, Rng, T};
+use testkit::Build;
+use testkit::{random_desc, reference, with_meta, Desc, Rng, T};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;

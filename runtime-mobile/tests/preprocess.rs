@@ -10,9 +10,7 @@ use runtime_mobile::preprocess::{
 };
 use runtime_mobile::Shape;
 
-#[path = "common/rng.rs"]
-mod rng;
-use rng::Rng;
+use testkit::Rng;
 
 /// An upright grayscale picture.
 #[derive(Clone)]

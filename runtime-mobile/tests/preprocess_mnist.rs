@@ -10,8 +10,6 @@
 
 mod preprocess_support;
 
-use std::io::Read;
-
 use preprocess_support::*;
 use runtime_mobile::preprocess::{Frame, OUT_PIXELS};
 
@@ -142,22 +140,12 @@ fn fixtures_match_generator_and_source() {
     }
 }
 
-fn read_idx(path: &std::path::Path) -> Vec<u8> {
-    let mut raw = Vec::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-        .read_to_end(&mut raw)
-        .unwrap();
-    raw
-}
-
 /// Rebuilds `tests/images/` from the MNIST test set and the DejaVu fonts.
 #[test]
 #[ignore = "writes tests/images/; run explicitly after changing the generator"]
 fn regenerate_fixtures() {
-    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist");
-    let images = read_idx(&data.join("t10k-images-idx3-ubyte.gz"));
-    let labels = read_idx(&data.join("t10k-labels-idx1-ubyte.gz"));
-    let (images, labels) = (&images[16..], &labels[8..]);
+    let test = testkit::mnist::test_split("mnist");
+    let (images, labels) = (&test.images, &test.labels);
     let dir = images_dir();
     let src_dir = dir.join("mnist28");
     std::fs::create_dir_all(&src_dir).unwrap();

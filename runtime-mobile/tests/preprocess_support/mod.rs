@@ -31,9 +31,7 @@ pub fn mnist_sources() -> Vec<(usize, u8, [u8; OUT_PIXELS])> {
     out
 }
 
-#[path = "../common/rng.rs"]
-mod rng;
-pub use rng::Rng;
+pub use testkit::Rng;
 
 /// Bilinear upscale of a 28x28 image to `size x size` (pixel centres aligned, black outside),
 /// like a phone UI enlarging a small bitmap.

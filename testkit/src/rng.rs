@@ -1,7 +1,4 @@
 //! The tests' one random number generator: xorshift64*, deterministic, no dependency.
-//! Owned by `common` (`common::Rng`); `preprocess_support` and `preprocess.rs` include this
-//! file with `#[path]` rather than pulling in the model-building helpers.
-#![allow(dead_code)]
 
 pub struct Rng(pub u64);
 
