@@ -1,6 +1,6 @@
 //! `classify IMAGE...`: the phone pipeline on the desktop. Images are decoded with the `image`
-//! crate, then go through exactly what an app calls — `runtime_mobile::preprocess` and
-//! `Model::run` — so a wrong answer here reproduces a wrong answer on the device.
+//! crate, then go through exactly what an app calls — `runtime_mobile::Classifier` — so a wrong
+//! answer here reproduces a wrong answer on the device.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -8,9 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use image::DynamicImage;
-use runtime_mobile::preprocess::{self, Frame, Info, InputQuantizer, Options, PixelFormat, OUT_DIM, OUT_PIXELS};
-use runtime_mobile::Model;
+use runtime_mobile::classifier::{FRAME_SCRATCH_BYTES, IMAGE_SCRATCH_BYTES};
+use runtime_mobile::preprocess::{Frame, OUT_DIM, OUT_PIXELS, Options, PixelFormat};
+use runtime_mobile::{FrameOutcome, Model, kernels};
 
 /// Exit status when some image could not be classified (the others are still reported).
 const EXIT_IMAGE: u8 = 1;
@@ -26,9 +26,9 @@ Each image (PNG or JPEG, any size, one digit, dark-on-light or light-on-dark) is
 exactly as on the phone: converted to luminance, inverted if the page is light, lighting \
 flattened, the digit's bounding box scaled into 20x20 and centred by mass in 28x28 (MNIST \
 style). Then the int8 model runs on it.\n\n\
-Output, one line per image:\n  IMAGE: LABEL (int8 score S, P%)\n\
-S is the model's raw int8 output for the winning class; P is the softmax of the dequantized \
-scores, computed here for display only (the device never needs it).\n\n\
+Output, per image:\n  IMAGE: LABEL (int8 score S, P%)\n    top 3: LABEL P%, LABEL P%, LABEL P%\n\
+S is the model's raw int8 output for the winning class; P is the confidence, the softmax of the \
+dequantized scores computed in fixed point by the runtime (the same on a phone or a board).\n\n\
 Exit status: 0 if every image was classified, 1 if some image failed (unreadable, or no digit \
 found; the rest are still reported), 2 if the model cannot be used, 2 for usage errors."
 )]
@@ -79,20 +79,22 @@ fn main() -> ExitCode {
     status
 }
 
+/// The runtime's classifier over buffers this program owns (one image at a time).
 struct Classifier<'m> {
     model: Model<'m>,
-    quantizer: InputQuantizer,
 }
 
 impl<'m> Classifier<'m> {
     fn new(bytes: &'m [u8]) -> Result<Self, String> {
         let model = Model::parse(bytes).map_err(|e| format!("invalid model file: {e}"))?;
-        preprocess::check_input_shape(model.input_shape()).map_err(|e| e.to_string())?;
-        let quantizer = InputQuantizer::new(model.input_quant()).map_err(|e| e.to_string())?;
-        Ok(Classifier { model, quantizer })
+        // Fail on an unusable model before any image is read.
+        let mut arena = vec![0u8; model.arena_bytes()];
+        let mut scratch = vec![0u8; IMAGE_SCRATCH_BYTES];
+        runtime_mobile::Classifier::new(&model, kernels::best(), &mut arena, &mut scratch).map_err(|e| e.to_string())?;
+        Ok(Classifier { model })
     }
 
-    /// Classifies one image; returns the text to print.
+    /// Classifies one image through the runtime's front door; returns the text to print.
     fn classify_file(&self, path: &Path, debug: bool) -> Result<String, String> {
         let img = image::ImageReader::open(path)
             .map_err(|e| format!("cannot open: {e}"))?
@@ -100,31 +102,46 @@ impl<'m> Classifier<'m> {
             .map_err(|e| format!("cannot read: {e}"))?
             .decode()
             .map_err(|e| format!("cannot decode image: {e}"))?;
-        let (pixels, info) = preprocess_image(&img)?;
+        // Grayscale images go in as 8-bit luma; anything with colour or alpha as RGBA, so the
+        // luma conversion and alpha handling are the library's (as on the phone), not the decoder's.
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let (data, format) = if img.color().has_color() || img.color().has_alpha() {
+            (img.to_rgba8().into_raw(), PixelFormat::Rgba8888)
+        } else {
+            (img.to_luma8().into_raw(), PixelFormat::Gray8)
+        };
+        let frame = Frame::new(&data, format, w, h, w * format.bytes_per_pixel()).map_err(|e| e.to_string())?;
 
-        let mut input = [0i8; OUT_PIXELS];
-        self.quantizer.quantize(&pixels, &mut input);
-        let mut arena = vec![0u8; self.model.arena_bytes()];
-        let p = self.model.run(&input, &mut arena).map_err(|e| format!("inference failed: {e}"))?;
-        let label = self.model.label(p.class).map(|l| l.to_string()).unwrap_or_else(|| p.class.to_string());
-        let prob = softmax(p.scores, self.model.output_quant())[p.class] * 100.0;
-
-        let mut out = format!("{}: {label} (int8 score {}, {prob:.1}%)\n", path.display(), p.score);
+        let mut arena = vec![0u8; self.model.session_arena_bytes()];
+        let mut scratch = vec![0u8; FRAME_SCRATCH_BYTES];
+        let mut classifier =
+            runtime_mobile::Classifier::new(&self.model, kernels::best(), &mut arena, &mut scratch).map_err(|e| e.to_string())?;
+        let c = match classifier.classify_frame(&frame, &Options::DEFAULT).map_err(|e| format!("inference failed: {e}"))? {
+            FrameOutcome::Digit(c) => c,
+            FrameOutcome::NoDigit(reason) => return Err(reason.to_string()),
+        };
+        let pct = |conf: runtime_mobile::Confidence| conf.fraction() * 100.0;
+        let score = c.scores.get(c.class).copied().unwrap_or_default();
+        let mut out = format!("{}: {} (int8 score {score}, {:.1}%)\n", path.display(), c.label, pct(c.confidence));
+        let top: Vec<String> = c.top().iter().map(|r| format!("{} {:.1}%", r.label, pct(r.confidence))).collect();
+        let _ = writeln!(out, "  top 3: {}", top.join(", "));
         if debug {
+            let info = c.preprocess.ok_or("no preprocessing information")?;
+            let scores = scores_text(&self.model, c.scores);
+            let pixels = *classifier.last_image();
             let dest = debug_png_path(path);
             image::GrayImage::from_raw(OUT_DIM as u32, OUT_DIM as u32, pixels.to_vec())
-                .expect("28x28 buffer")
+                .ok_or("28x28 buffer")?
                 .save(&dest)
                 .map_err(|e| format!("cannot write {}: {e}", dest.display()))?;
             let _ = writeln!(
                 out,
-                "  {} ink, bbox {}x{} at ({}, {}), {}; input written to {}",
+                "  {} ink, bbox {}x{} at ({}, {}), {scores}; input written to {}",
                 if info.inverted { "dark" } else { "light" },
                 info.bbox.width,
                 info.bbox.height,
                 info.bbox.x,
                 info.bbox.y,
-                scores_text(&self.model, p.scores),
                 dest.display()
             );
             out.push_str(&ascii_art(&pixels));
@@ -133,38 +150,11 @@ impl<'m> Classifier<'m> {
     }
 }
 
-/// Grayscale images go in as 8-bit luma; anything with colour or alpha as RGBA, so the luma
-/// conversion and alpha handling are the library's (as on the phone), not the decoder's.
-fn preprocess_image(img: &DynamicImage) -> Result<([u8; OUT_PIXELS], Info), String> {
-    let (w, h) = (img.width() as usize, img.height() as usize);
-    let (data, format) = if img.color().has_color() || img.color().has_alpha() {
-        (img.to_rgba8().into_raw(), PixelFormat::Rgba8888)
-    } else {
-        (img.to_luma8().into_raw(), PixelFormat::Gray8)
-    };
-    let frame = Frame::new(&data, format, w, h, w * format.bytes_per_pixel()).map_err(|e| e.to_string())?;
-    let mut scratch = vec![0u8; preprocess::SCRATCH_BYTES];
-    let mut pixels = [0u8; OUT_PIXELS];
-    match preprocess::preprocess(&frame, &Options::DEFAULT, &mut scratch, &mut pixels).map_err(|e| e.to_string())? {
-        preprocess::Preprocessed::Digit(info) => Ok((pixels, info)),
-        preprocess::Preprocessed::NoDigit(reason) => Err(reason.to_string()),
-    }
-}
-
-/// Softmax of the dequantized scores (host-side display only).
-fn softmax(scores: &[i8], q: runtime_mobile::Quant) -> Vec<f64> {
-    let real: Vec<f64> = scores.iter().map(|&s| q.scale as f64 * (s as i32 - q.zero_point) as f64).collect();
-    let max = real.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    let exp: Vec<f64> = real.iter().map(|r| (r - max).exp()).collect();
-    let sum: f64 = exp.iter().sum();
-    exp.iter().map(|e| e / sum).collect()
-}
-
 fn scores_text(model: &Model<'_>, scores: &[i8]) -> String {
     let parts: Vec<String> = scores
         .iter()
         .enumerate()
-        .map(|(i, s)| format!("{}={s}", model.label(i).map(|l| l.to_string()).unwrap_or_else(|| i.to_string())))
+        .map(|(i, s)| format!("{}={s}", model.label(i).map_or_else(|| i.to_string(), str::to_owned)))
         .collect();
     format!("scores [{}]", parts.join(" "))
 }

@@ -4,10 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use testkit::Build;
-use testkit::{random_desc, reference, Rng, MNIST, T};
-use runtime_mobile::preprocess::{self, Frame, InputQuantizer, Options, PixelFormat, OUT_PIXELS};
+use runtime_mobile::preprocess::{self, Frame, InputQuantizer, OUT_PIXELS, Options, PixelFormat};
 use runtime_mobile::{Model, Shape};
+use testkit::Build;
+use testkit::{MNIST, Rng, T, random_desc, reference};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime-mobile/tests/images")
@@ -94,8 +94,16 @@ fn classifies_fixtures_like_the_reference() {
     let (code, out, err) = classify(&args, dir.path());
     assert_eq!(code, 0, "{err}");
     assert!(err.is_empty(), "{err}");
-    let lines: Vec<&str> = out.lines().collect();
+    // Each answer line is followed by its indented top-3 line, led by the answer itself.
+    let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with("  ")).collect();
+    let tops: Vec<&str> = out.lines().filter_map(|l| l.strip_prefix("  top 3: ")).collect();
     assert_eq!(lines.len(), images.len(), "{out}");
+    assert_eq!(tops.len(), images.len(), "{out}");
+    for (line, top) in lines.iter().zip(&tops) {
+        let (_, label, _, pct) = parse_line(line);
+        assert_eq!(top.split(", ").count(), 3, "{top}");
+        assert!(top.starts_with(&format!("{label} {pct:.1}%")), "{line} / {top}");
+    }
     for (line, img) in lines.iter().zip(&images) {
         let (path, label, score, pct) = parse_line(line);
         assert_eq!(path, img.display().to_string());
@@ -150,7 +158,7 @@ fn image_errors_are_reported_and_others_still_classified() {
         dir.path(),
     );
     assert_eq!(code, 1, "{out}{err}");
-    assert_eq!(out.lines().count(), 1, "{out}");
+    assert_eq!(out.lines().filter(|l| !l.starts_with("  ")).count(), 1, "{out}");
     assert!(out.starts_with(&format!("{}: ", good.display())), "{out}");
     let errs: Vec<&str> = err.lines().collect();
     assert_eq!(errs.len(), 3, "{err}");

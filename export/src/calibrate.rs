@@ -59,9 +59,7 @@ pub struct Range {
 pub fn images(split: &Split, start: usize, end: usize) -> Result<Tensor> {
     let n = end - start;
     let bytes = &split.images[start * IMAGE_SIDE * IMAGE_SIDE..end * IMAGE_SIDE * IMAGE_SIDE];
-    Ok(Tensor::from_slice(bytes, (n, 1, IMAGE_SIDE, IMAGE_SIDE), &Device::Cpu)?
-        .to_dtype(DType::F32)?
-        .affine(1.0 / 255.0, 0.0)?)
+    Ok(Tensor::from_slice(bytes, (n, 1, IMAGE_SIDE, IMAGE_SIDE), &Device::Cpu)?.to_dtype(DType::F32)?.affine(1.0 / 255.0, 0.0)?)
 }
 
 /// The float outputs measured for each of [`calibrated_layers`] (for the seed: conv layers after
@@ -80,7 +78,9 @@ pub fn layer_outputs(model: &Cnn, x: &Tensor) -> Result<Vec<Tensor>> {
     outputs
         .into_iter()
         .zip(&layers)
-        .map(|(t, l)| t.ok_or_else(|| anyhow::anyhow!("{}: the forward pass did not expose layer {}'s output", l.name, l.measured_at)))
+        .map(|(t, l)| {
+            t.ok_or_else(|| anyhow::anyhow!("{}: the forward pass did not expose layer {}'s output", l.name, l.measured_at))
+        })
         .collect()
 }
 

@@ -39,9 +39,7 @@ pub fn model_file(model: &QuantizedModel, p: &Provenance<'_>) -> ModelFile {
         int8_accuracy: p.int8_accuracy,
         dataset: Some(p.dataset.to_owned()),
         producer: Some(concat!("export ", env!("CARGO_PKG_VERSION")).to_owned()),
-        calibration: Some(
-            serde_json::json!({ "method": crate::CALIBRATION_METHOD, "images": p.calibration_images }).to_string(),
-        ),
+        calibration: Some(serde_json::json!({ "method": crate::CALIBRATION_METHOD, "images": p.calibration_images }).to_string()),
     }
 }
 

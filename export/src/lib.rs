@@ -132,8 +132,10 @@ pub fn build(opts: &Options) -> Result<Export> {
     };
 
     let input_bytes = std::fs::metadata(&opts.input).map(|m| m.len()).unwrap_or(0);
-    let input_name = opts.input.file_name().map_or_else(|| opts.input.display().to_string(), |n| n.to_string_lossy().into_owned());
-    let entry = |name: &str, bytes: usize, what: &str| FileEntry { name: name.to_owned(), bytes: bytes as u64, what: what.to_owned() };
+    let input_name =
+        opts.input.file_name().map_or_else(|| opts.input.display().to_string(), |n| n.to_string_lossy().into_owned());
+    let entry =
+        |name: &str, bytes: usize, what: &str| FileEntry { name: name.to_owned(), bytes: bytes as u64, what: what.to_owned() };
     let report = Report {
         producer: concat!("export ", env!("CARGO_PKG_VERSION")).to_owned(),
         source: opts.input.display().to_string(),

@@ -42,12 +42,8 @@ struct Cli {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let opts = export::Options {
-        input: cli.model,
-        data_dir: cli.data_dir,
-        calibration: cli.calibration,
-        test_limit: cli.test_limit,
-    };
+    let opts =
+        export::Options { input: cli.model, data_dir: cli.data_dir, calibration: cli.calibration, test_limit: cli.test_limit };
     match export::run(&opts) {
         Ok(e) => {
             if !cli.quiet {

@@ -87,7 +87,11 @@ pub struct LayerParams {
 /// Quantizes one layer's float weights `[out, ...]` and bias `[out]`.
 pub fn quantize_layer(name: &str, w: &[f32], w_shape: &[usize], b: &[f32], input: Quant, output: Quant) -> Result<LayerParams> {
     let out = w_shape.first().copied().unwrap_or(0);
-    ensure!(out > 0 && b.len() == out && w.len().is_multiple_of(out), "{name}: weight {w_shape:?} and bias [{}] disagree", b.len());
+    ensure!(
+        out > 0 && b.len() == out && w.len().is_multiple_of(out),
+        "{name}: weight {w_shape:?} and bias [{}] disagree",
+        b.len()
+    );
     let per = w.len() / out;
     let mut p = LayerParams {
         weight: Vec::with_capacity(w.len()),
@@ -161,8 +165,12 @@ fn pool(kernel: usize, stride: usize) -> Pool {
 pub fn check_convertible(arch: &Architecture) -> Result<()> {
     arch.shapes()?;
     for (i, layer) in arch.layers.iter().enumerate() {
-        if *layer == Layer::Relu && !matches!(i.checked_sub(1).map(|p| arch.layers[p]), Some(Layer::Conv2d { .. } | Layer::Dense { .. })) {
-            bail!("layer {i} (relu): export fuses a ReLU into the conv2d or dense layer right before it, and layer {i} follows none");
+        if *layer == Layer::Relu
+            && !matches!(i.checked_sub(1).map(|p| arch.layers[p]), Some(Layer::Conv2d { .. } | Layer::Dense { .. }))
+        {
+            bail!(
+                "layer {i} (relu): export fuses a ReLU into the conv2d or dense layer right before it, and layer {i} follows none"
+            );
         }
     }
     Ok(())
@@ -177,10 +185,8 @@ pub fn quantize(model: &Cnn, ranges: &[Range]) -> Result<QuantizedModel> {
     check_convertible(arch)?;
     let calibrated = calibrated_layers(arch);
     ensure!(ranges.len() == calibrated.len(), "{} calibrated ranges for {} quantized layers", ranges.len(), calibrated.len());
-    let named: Vec<(Vec<usize>, Vec<f32>)> = model
-        .named_tensors()
-        .map(|(_, t)| Ok((t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?)))
-        .collect::<Result<_>>()?;
+    let named: Vec<(Vec<usize>, Vec<f32>)> =
+        model.named_tensors().map(|(_, t)| Ok((t.dims().to_vec(), t.flatten_all()?.to_vec1::<f32>()?))).collect::<Result<_>>()?;
 
     let input_shape = Shape::Chw(1, IMAGE_SIDE, IMAGE_SIDE);
     let mut layers = Vec::new();
@@ -210,11 +216,19 @@ pub fn quantize(model: &Cnn, ranges: &[Range]) -> Result<QuantizedModel> {
                             activation,
                             output,
                         };
-                        LayerSpec { op, output_shape: Shape::Chw(out_channels, window(h, kernel, stride, padding), window(w, kernel, stride, padding)) }
+                        LayerSpec {
+                            op,
+                            output_shape: Shape::Chw(
+                                out_channels,
+                                window(h, kernel, stride, padding),
+                                window(w, kernel, stride, padding),
+                            ),
+                        }
                     }
-                    (Layer::Dense { in_features, out_features }, Shape::Flat(_)) => {
-                        LayerSpec { op: Op::Dense { in_features, out_features, activation, output }, output_shape: Shape::Flat(out_features) }
-                    }
+                    (Layer::Dense { in_features, out_features }, Shape::Flat(_)) => LayerSpec {
+                        op: Op::Dense { in_features, out_features, activation, output },
+                        output_shape: Shape::Flat(out_features),
+                    },
                     (l, s) => bail!("{}: {l:?} cannot take a {s} input", cal.name),
                 };
                 layers.push(QuantizedLayer { spec, params: Some(params) });
@@ -225,7 +239,11 @@ pub fn quantize(model: &Cnn, ranges: &[Range]) -> Result<QuantizedModel> {
             Layer::Relu => continue,
             Layer::MaxPool2d { kernel, stride } | Layer::AvgPool2d { kernel, stride } => {
                 let Shape::Chw(c, h, w) = shape else { bail!("a pool needs a [C,H,W] input, got {shape}") };
-                let op = if matches!(layer, Layer::MaxPool2d { .. }) { Op::MaxPool2d(pool(kernel, stride)) } else { Op::AvgPool2d(pool(kernel, stride)) };
+                let op = if matches!(layer, Layer::MaxPool2d { .. }) {
+                    Op::MaxPool2d(pool(kernel, stride))
+                } else {
+                    Op::AvgPool2d(pool(kernel, stride))
+                };
                 LayerSpec { op, output_shape: Shape::Chw(c, window(h, kernel, stride, 0), window(w, kernel, stride, 0)) }
             }
             Layer::Flatten => LayerSpec { op: Op::Flatten, output_shape: Shape::Flat(shape.len().context("shape overflow")?) },

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
-use candle_core::{Device, Tensor};
 use candle_core::safetensors::Load;
+use candle_core::{Device, Tensor};
 use train::checkpoint::{CHECKPOINT_FORMAT, MODEL_FORMAT, arch_keys, architecture_from_metadata};
 use train::data::{CLASSES, DatasetKind};
 use train::model::{ARCHITECTURE, Architecture, Cnn};
@@ -27,17 +27,17 @@ pub struct Source {
 pub fn load(path: &Path) -> Result<Source> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let shown = path.display();
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| anyhow::anyhow!("{shown} is not a safetensors file ({e})"))?;
+    let st =
+        safetensors::SafeTensors::deserialize(&bytes).map_err(|e| anyhow::anyhow!("{shown} is not a safetensors file ({e})"))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow::anyhow!("{shown} is not a safetensors file ({e})"))?;
     let Some(meta) = header.metadata().clone() else {
         bail!("{shown} has no metadata; export reads the model.safetensors that `train` writes");
     };
     let field = |key: &str| {
-        meta.get(key).map(String::as_str).with_context(|| {
-            format!("{shown}: metadata has no `{key}` (export reads the model.safetensors that `train` writes)")
-        })
+        meta.get(key)
+            .map(String::as_str)
+            .with_context(|| format!("{shown}: metadata has no `{key}` (export reads the model.safetensors that `train` writes)"))
     };
 
     let format = field("format")?;
@@ -73,11 +73,7 @@ pub fn load(path: &Path) -> Result<Source> {
         .map_err(|_| anyhow::anyhow!("{shown}: unknown dataset `{dataset_name}` (expected mnist or fashion-mnist)"))?;
     let labels: Vec<String> = serde_json::from_str(field("class_names")?)
         .with_context(|| format!("{shown}: metadata `class_names` is not a JSON list of strings"))?;
-    ensure!(
-        labels.len() == CLASSES,
-        "{shown}: `class_names` has {} names, the model has {CLASSES} outputs",
-        labels.len()
-    );
+    ensure!(labels.len() == CLASSES, "{shown}: `class_names` has {} names, the model has {CLASSES} outputs", labels.len());
     let recorded_test_accuracy = meta.get("test_accuracy").and_then(|v| v.parse().ok());
 
     check_tensors(&st, &arch).with_context(|| format!("{shown} does not hold the tensors of the `{}` CNN", arch.name))?;
@@ -111,7 +107,8 @@ fn check_tensors(st: &safetensors::SafeTensors<'_>, arch: &Architecture) -> Resu
             }
         }
     }
-    let mut extra: Vec<String> = st.names().into_iter().filter(|n| !params.iter().any(|p| p.name == **n)).map(str::to_owned).collect();
+    let mut extra: Vec<String> =
+        st.names().into_iter().filter(|n| !params.iter().any(|p| p.name == **n)).map(str::to_owned).collect();
     extra.sort();
     for name in extra {
         problems.push(format!("unexpected tensor `{name}`"));

@@ -6,10 +6,10 @@ mod common;
 use std::path::Path;
 
 use candle_core::Device;
+use common::{argmax_rows, tract_logits};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use runtime_mobile::{Model, Op};
-use common::{argmax_rows, tract_logits};
 use train::data::{Dataset, DatasetKind, Split};
 use train::model::{Architecture, Cnn, Layer};
 use train::run::{Recipe, RunOptions};
@@ -96,7 +96,8 @@ fn an_average_pool_network_exports_everything_but_the_int8_onnx() {
     assert_eq!(e.report.skipped.len(), 1);
     assert_eq!(e.report.skipped[0].name, export::ONNX_INT8_FILE);
     assert!(e.report.skipped[0].why.contains("average pool"), "{}", e.report.skipped[0].why);
-    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join(export::REPORT_FILE)).unwrap()).unwrap();
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join(export::REPORT_FILE)).unwrap()).unwrap();
     assert_eq!(report["skipped"][0]["name"], export::ONNX_INT8_FILE);
     let bytes = std::fs::read(dir.path().join(export::INT8_FILE)).unwrap();
     assert!(Model::parse(&bytes).unwrap().layers().iter().any(|l| matches!(l.op, Op::AvgPool2d(_))));

@@ -160,10 +160,7 @@ fn wrong_label_count_and_non_finite_weights() {
     let mut meta = metadata();
     meta.insert("class_names".to_owned(), r#"["a","b"]"#.to_owned());
     assert_contains(&export_error(tensors(), meta), &["`class_names` has 2 names"]);
-    let t = tensors()
-        .into_iter()
-        .map(|(n, t)| if n == "fc1.bias" { (n, (t * f64::NAN).unwrap()) } else { (n, t) })
-        .collect();
+    let t = tensors().into_iter().map(|(n, t)| if n == "fc1.bias" { (n, (t * f64::NAN).unwrap()) } else { (n, t) }).collect();
     assert_contains(&export_error(t, metadata()), &["tensor `fc1.bias` holds a non-finite value"]);
 }
 

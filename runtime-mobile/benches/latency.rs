@@ -7,11 +7,11 @@
 
 use std::hint::black_box;
 
-use testkit::Build;
-use testkit::{MNIST, Rng, random_desc};
 use criterion::{Criterion, criterion_group, criterion_main};
 use runtime_mobile::kernels;
 use runtime_mobile::{Model, Shape};
+use testkit::Build;
+use testkit::{MNIST, Rng, random_desc};
 
 fn bench_model(c: &mut Criterion, group: &str, file: &[u8], rng: &mut Rng) {
     let model = Model::parse(file).unwrap();
@@ -24,9 +24,7 @@ fn bench_model(c: &mut Criterion, group: &str, file: &[u8], rng: &mut Rng) {
         });
         let mut arena = vec![0u8; model.session_arena_bytes()];
         let mut session = model.session(k, &mut arena).unwrap();
-        group.bench_function(format!("{}/session", k.name), |b| {
-            b.iter(|| session.run(black_box(&input)).unwrap().class)
-        });
+        group.bench_function(format!("{}/session", k.name), |b| b.iter(|| session.run(black_box(&input)).unwrap().class));
     }
     group.finish();
 }
@@ -35,10 +33,7 @@ fn latency(c: &mut Criterion) {
     let mut rng = Rng(42);
     let file = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false).build();
     bench_model(c, "mnist_single_image", &file, &mut rng);
-    let exported = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../artifacts/mnist/model.int8.safetensors"
-    );
+    let exported = concat!(env!("CARGO_MANIFEST_DIR"), "/../artifacts/mnist/model.int8.safetensors");
     if let Ok(file) = std::fs::read(exported) {
         bench_model(c, "mnist_exported_single_image", &file, &mut rng);
     }

@@ -10,10 +10,10 @@
 
 use std::hint::black_box;
 
-use testkit::Build;
-use testkit::{MNIST, Rng, random_desc};
 use runtime_mobile::kernels::{self, scalar};
 use runtime_mobile::{Model, Shape};
+use testkit::Build;
+use testkit::{MNIST, Rng, random_desc};
 
 fn main() {
     let mut args = std::env::args().skip(1);

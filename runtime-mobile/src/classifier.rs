@@ -25,7 +25,7 @@ use crate::confidence::{self, Confidence};
 use crate::error::Error;
 use crate::kernels::Kernels;
 use crate::model::{Model, Prediction};
-use crate::preprocess::{self, Frame, Info, InputQuantizer, NoDigitReason, Options, Preprocessed, OUT_PIXELS, SCRATCH_BYTES};
+use crate::preprocess::{self, Frame, Info, InputQuantizer, NoDigitReason, OUT_PIXELS, Options, Preprocessed, SCRATCH_BYTES};
 use crate::session::Session;
 
 /// How many ranked classes a [`Classification`] carries.
@@ -73,6 +73,8 @@ impl<'a> Classification<'_, 'a> {
 
 /// What [`Classifier::classify_frame`] saw: most camera frames hold no digit, so that is an
 /// ordinary outcome, not an error.
+// No allocation here, so nothing to box: the enum is as large as a classification (~200 bytes).
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameOutcome<'c, 'a> {
     Digit(Classification<'c, 'a>),
@@ -102,10 +104,13 @@ impl<'s, 'a> Classifier<'s, 'a> {
         preprocess::check_input_shape(model.input_shape())?;
         let quantizer = InputQuantizer::new(model.input_quant())?;
         let got = scratch.len();
-        let (image, rest) = scratch.split_at_mut_checked(OUT_PIXELS).ok_or(Error::ScratchTooSmall { needed: IMAGE_SCRATCH_BYTES, got })?;
-        let (input, work) = rest.split_at_mut_checked(OUT_PIXELS).ok_or(Error::ScratchTooSmall { needed: IMAGE_SCRATCH_BYTES, got })?;
+        let (image, rest) =
+            scratch.split_at_mut_checked(OUT_PIXELS).ok_or(Error::ScratchTooSmall { needed: IMAGE_SCRATCH_BYTES, got })?;
+        let (input, work) =
+            rest.split_at_mut_checked(OUT_PIXELS).ok_or(Error::ScratchTooSmall { needed: IMAGE_SCRATCH_BYTES, got })?;
         let image = <&mut [u8; OUT_PIXELS]>::try_from(image).map_err(|_| Error::Internal("classifier: image scratch"))?;
-        let input = <&mut [i8; OUT_PIXELS]>::try_from(as_i8_mut(input)).map_err(|_| Error::Internal("classifier: input scratch"))?;
+        let input =
+            <&mut [i8; OUT_PIXELS]>::try_from(as_i8_mut(input)).map_err(|_| Error::Internal("classifier: input scratch"))?;
         let session = model.session(kernels, arena)?;
         Ok(Classifier { model, session, quantizer, image, input, work })
     }
@@ -158,7 +163,11 @@ impl<'s, 'a> Classifier<'s, 'a> {
 /// Label, confidence and ranking for the engine's scores. Kept out of line so its frame and
 /// the engine's are not stacked on a microcontroller.
 #[inline(never)]
-fn classification<'c, 'a>(model: &Model<'a>, p: Prediction<'c>, preprocess: Option<Info>) -> Result<Classification<'c, 'a>, Error> {
+fn classification<'c, 'a>(
+    model: &Model<'a>,
+    p: Prediction<'c>,
+    preprocess: Option<Info>,
+) -> Result<Classification<'c, 'a>, Error> {
     const UNLABELLED: Error = Error::Internal("classifier: a class without a label");
     let scale = model.output_quant().scale;
     let max = p.score;

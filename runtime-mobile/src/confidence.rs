@@ -66,7 +66,9 @@ pub(crate) fn exp_neg_q32(k: u8, scale: f32) -> u64 {
     let shift = pow + 1; // t_q32 = prod * 2^(pow + 1)
     let t = if shift >= 0 {
         // Anything with an integer part of 32 or more underflows Q32 to 0 anyway.
-        if shift >= 64 || prod > (u64::MAX >> shift) { return 0 }
+        if shift >= 64 || prod > (u64::MAX >> shift) {
+            return 0;
+        }
         prod << shift
     } else if shift <= -64 {
         0

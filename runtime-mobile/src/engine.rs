@@ -6,11 +6,9 @@
 
 use crate::bytes::{as_i8_mut, le_i32};
 use crate::error::Error;
-use crate::format::{LayerSpec, Op, Pool, Shape, MAX_LAYERS};
+use crate::format::{LayerSpec, MAX_LAYERS, Op, Pool, Shape};
 use crate::kernels::{Kernels, Patches, Requant};
-use crate::plan::{
-    packed_dims, pairs_ints, pool_of, Loc, Path, Plan, Stage, StageOp, PACKED_PATCHES, PAIRS_MAX_K,
-};
+use crate::plan::{Loc, PACKED_PATCHES, PAIRS_MAX_K, Path, Plan, Stage, StageOp, packed_dims, pairs_ints, pool_of};
 
 /// One conv2d/dense layer's tensors, borrowed from the file bytes.
 #[derive(Debug, Clone, Copy)]
@@ -183,8 +181,7 @@ fn conv(
     ints: &mut [i32],
     out: &mut [i8],
 ) -> Result<(), Error> {
-    let Op::Conv2d { kernel: [kh, kw], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op
-    else {
+    let Op::Conv2d { kernel: [kh, kw], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op else {
         return Err(BROKEN);
     };
     let (Shape::Chw(c, h, w), Shape::Chw(oc, ph, pw)) = (st.in_shape, st.out_shape) else {
@@ -297,8 +294,7 @@ fn conv_packed(
     ints: &mut [i32],
     out: &mut [i8],
 ) -> Result<(), Error> {
-    let Op::Conv2d { kernel: [kh, _], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op
-    else {
+    let Op::Conv2d { kernel: [kh, _], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op else {
         return Err(BROKEN);
     };
     let (Shape::Chw(c, h, w), Shape::Chw(oc, ph, pw)) = (st.in_shape, st.out_shape) else {
@@ -768,10 +764,8 @@ mod tests {
                     let p = Pool { kernel: [kernel, 1], stride: [stride, 1], padding: [padding, 0] };
                     for len in 1..9 {
                         for i in 0..len + 2 {
-                            let want: std::vec::Vec<usize> = (0..kernel)
-                                .filter_map(|k| (i * stride + k).checked_sub(padding))
-                                .filter(|&v| v < len)
-                                .collect();
+                            let want: std::vec::Vec<usize> =
+                                (0..kernel).filter_map(|k| (i * stride + k).checked_sub(padding)).filter(|&v| v < len).collect();
                             let got: std::vec::Vec<usize> = window_range(&p, 0, i, len).collect();
                             assert_eq!(got, want, "kernel {kernel} stride {stride} padding {padding} len {len} i {i}");
                         }

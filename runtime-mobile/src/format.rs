@@ -82,8 +82,7 @@ pub enum TensorKind {
 }
 
 impl TensorKind {
-    pub const ALL: [TensorKind; 4] =
-        [TensorKind::Weight, TensorKind::Bias, TensorKind::Multiplier, TensorKind::Shift];
+    pub const ALL: [TensorKind; 4] = [TensorKind::Weight, TensorKind::Bias, TensorKind::Multiplier, TensorKind::Shift];
 
     pub const fn suffix(self) -> &'static str {
         match self {
@@ -292,13 +291,7 @@ impl fmt::Display for LayerSpec {
                 )?;
             }
             Op::MaxPool2d(p) | Op::AvgPool2d(p) => {
-                write!(
-                    f,
-                    ",\"{KERNEL}\":{},\"{STRIDE}\":{},\"{PADDING}\":{}",
-                    pair(p.kernel),
-                    pair(p.stride),
-                    pair(p.padding)
-                )?;
+                write!(f, ",\"{KERNEL}\":{},\"{STRIDE}\":{},\"{PADDING}\":{}", pair(p.kernel), pair(p.stride), pair(p.padding))?;
             }
             Op::Relu | Op::Flatten | Op::Softmax => {}
         }

@@ -5,8 +5,8 @@ use core::mem::MaybeUninit;
 use crate::engine::{self, LayerTensors};
 use crate::error::{Error, JsonContext};
 use crate::format::{
-    fields, keys, Activation, LayerSpec, Op, Pool, Quant, Shape, TensorKind, FORMAT_NAME,
-    FORMAT_VERSION, MAX_LAYERS, SHIFT_MAX, SHIFT_MIN, TENSOR_PREFIX,
+    Activation, FORMAT_NAME, FORMAT_VERSION, LayerSpec, MAX_LAYERS, Op, Pool, Quant, SHIFT_MAX, SHIFT_MIN, Shape, TENSOR_PREFIX,
+    TensorKind, fields, keys,
 };
 use crate::json::{JErr, Parser, Text};
 use crate::kernels::{self, Kernels};
@@ -44,8 +44,7 @@ pub struct Prediction<'b> {
 }
 
 /// Labels are lent out as `&str` from the file, so they must need no unescaping (FORMAT.md).
-const NOT_PLAIN_LABEL: Error =
-    Error::BadMetadata { key: keys::LABELS, reason: "labels must be plain text (no JSON escapes)" };
+const NOT_PLAIN_LABEL: Error = Error::BadMetadata { key: keys::LABELS, reason: "labels must be plain text (no JSON escapes)" };
 
 /// The metadata values, still as (escaped) JSON texts.
 #[derive(Default)]
@@ -79,11 +78,7 @@ impl<'a> Meta<'a> {
 }
 
 /// Parses a metadata value as a single JSON document with `f`.
-fn doc<'a, T>(
-    key: &'static str,
-    t: Text<'a>,
-    f: impl FnOnce(&mut Parser<'a>) -> Result<T, Error>,
-) -> Result<T, Error> {
+fn doc<'a, T>(key: &'static str, t: Text<'a>, f: impl FnOnce(&mut Parser<'a>) -> Result<T, Error>) -> Result<T, Error> {
     let mut p = Parser::new(t);
     let v = f(&mut p)?;
     p.end().map_err(mj(key))?;
@@ -219,10 +214,8 @@ fn parse_layer(i: usize, p: &mut Parser<'_>) -> Result<LayerSpec, Error> {
     };
     let quant = |f: &LayerFields<'_>| -> Result<Quant, Error> {
         let zp = f.zp.ok_or(bad("missing output_zero_point"))?;
-        let zero_point = i32::try_from(zp)
-            .ok()
-            .filter(|z| (-128..=127).contains(z))
-            .ok_or(bad("output_zero_point outside [-128, 127]"))?;
+        let zero_point =
+            i32::try_from(zp).ok().filter(|z| (-128..=127).contains(z)).ok_or(bad("output_zero_point outside [-128, 127]"))?;
         Ok(Quant { scale: f.scale.ok_or(bad("missing output_scale"))?, zero_point })
     };
     // Which optional fields each op allows: anything else present is an error (catches typos).
@@ -355,28 +348,21 @@ impl<'a> Model<'a> {
         if !meta.req(keys::FORMAT)?.eq_str(FORMAT_NAME) {
             return Err(Error::NotThisFormat);
         }
-        let version =
-            doc(keys::FORMAT_VERSION, meta.req(keys::FORMAT_VERSION)?, |p| {
-                p.u64().map_err(mj(keys::FORMAT_VERSION))
-            })?;
+        let version = doc(keys::FORMAT_VERSION, meta.req(keys::FORMAT_VERSION)?, |p| p.u64().map_err(mj(keys::FORMAT_VERSION)))?;
         if version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion(version));
         }
-        let input_shape = doc(keys::INPUT_SHAPE, meta.req(keys::INPUT_SHAPE)?, |p| {
-            shape(keys::INPUT_SHAPE, p, mj(keys::INPUT_SHAPE))
-        })?;
-        let scale = doc(keys::INPUT_SCALE, meta.req(keys::INPUT_SCALE)?, |p| {
-            p.f32().map_err(mj(keys::INPUT_SCALE))
-        })?;
+        let input_shape =
+            doc(keys::INPUT_SHAPE, meta.req(keys::INPUT_SHAPE)?, |p| shape(keys::INPUT_SHAPE, p, mj(keys::INPUT_SHAPE)))?;
+        let scale = doc(keys::INPUT_SCALE, meta.req(keys::INPUT_SCALE)?, |p| p.f32().map_err(mj(keys::INPUT_SCALE)))?;
         if scale <= 0.0 {
             return Err(Error::BadMetadata { key: keys::INPUT_SCALE, reason: "must be > 0" });
         }
-        let zp = doc(keys::INPUT_ZERO_POINT, meta.req(keys::INPUT_ZERO_POINT)?, |p| {
-            p.i64().map_err(mj(keys::INPUT_ZERO_POINT))
-        })?;
-        let zero_point = i32::try_from(zp).ok().filter(|z| (-128..=127).contains(z)).ok_or(
-            Error::BadMetadata { key: keys::INPUT_ZERO_POINT, reason: "outside [-128, 127]" },
-        )?;
+        let zp = doc(keys::INPUT_ZERO_POINT, meta.req(keys::INPUT_ZERO_POINT)?, |p| p.i64().map_err(mj(keys::INPUT_ZERO_POINT)))?;
+        let zero_point = i32::try_from(zp)
+            .ok()
+            .filter(|z| (-128..=127).contains(z))
+            .ok_or(Error::BadMetadata { key: keys::INPUT_ZERO_POINT, reason: "outside [-128, 127]" })?;
         self.input_shape = input_shape;
         self.input_quant = Quant { scale, zero_point };
 
@@ -401,22 +387,15 @@ impl<'a> Model<'a> {
             return Err(Error::LabelCount { labels: self.n_labels, outputs });
         }
 
-        let declared_arena = doc(keys::ARENA_BYTES, meta.req(keys::ARENA_BYTES)?, |p| {
-            p.u64().map_err(mj(keys::ARENA_BYTES))
-        })?;
+        let declared_arena = doc(keys::ARENA_BYTES, meta.req(keys::ARENA_BYTES)?, |p| p.u64().map_err(mj(keys::ARENA_BYTES)))?;
         let declared_arena = usize::try_from(declared_arena).map_err(|_| Error::Overflow)?;
         if declared_arena < self.plan.arena_bytes {
-            return Err(Error::DeclaredArenaTooSmall {
-                declared: declared_arena,
-                needed: self.plan.arena_bytes,
-            });
+            return Err(Error::DeclaredArenaTooSmall { declared: declared_arena, needed: self.plan.arena_bytes });
         }
         self.declared_arena = declared_arena;
         let accuracy = |key: &'static str| -> Result<Option<f32>, Error> {
             let Some(t) = meta.get(key) else { return Ok(None) };
-            let v = doc(key, t, |p| {
-                if p.null().map_err(mj(key))? { Ok(None) } else { p.f32().map(Some).map_err(mj(key)) }
-            })?;
+            let v = doc(key, t, |p| if p.null().map_err(mj(key))? { Ok(None) } else { p.f32().map(Some).map_err(mj(key)) })?;
             if v.is_some_and(|a| !(0.0..=1.0).contains(&a)) {
                 return Err(Error::BadMetadata { key, reason: "accuracy outside [0, 1]" });
             }
@@ -519,12 +498,7 @@ impl<'a> Model<'a> {
     }
 
     /// [`Model::run`] with an explicit kernel table (to compare implementations bit for bit).
-    pub fn run_with<'b>(
-        &self,
-        kernels: &Kernels,
-        input: &[i8],
-        arena: &'b mut [u8],
-    ) -> Result<Prediction<'b>, Error> {
+    pub fn run_with<'b>(&self, kernels: &Kernels, input: &[i8], arena: &'b mut [u8]) -> Result<Prediction<'b>, Error> {
         if input.len() != self.input_len() {
             return Err(Error::InputSize { expected: self.input_len(), got: input.len() });
         }
@@ -597,16 +571,11 @@ fn bind_tensors<'a>(
             Some(Op::Conv2d { in_channels, out_channels, kernel, .. }) => {
                 ([out_channels, in_channels, kernel[0], kernel[1]], 4, out_channels)
             }
-            Some(Op::Dense { in_features, out_features, .. }) => {
-                ([out_features, in_features, 0, 0], 2, out_features)
-            }
+            Some(Op::Dense { in_features, out_features, .. }) => ([out_features, in_features, 0, 0], 2, out_features),
             _ => return Err(Error::UnknownTensor),
         };
         // In range: `layers.get(layer)` succeeded and `layers` holds at most MAX_LAYERS.
-        let (Some(slot), Some(t)) = (
-            found.get_mut(layer).and_then(|f| f.get_mut(kind.index())),
-            out.get_mut(layer),
-        ) else {
+        let (Some(slot), Some(t)) = (found.get_mut(layer).and_then(|f| f.get_mut(kind.index())), out.get_mut(layer)) else {
             return Err(Error::UnknownTensor);
         };
         if *slot != Found::Missing {
@@ -785,10 +754,7 @@ mod tests {
         let mut t = tensors();
         find(&mut t, "layers.1.weight").1 = "U8";
         t.retain(|e| e.0 != "layers.0.bias");
-        assert_eq!(
-            Model::parse(&file(&t)).unwrap_err(),
-            Error::MissingTensor { layer: 0, tensor: TensorKind::Bias }
-        );
+        assert_eq!(Model::parse(&file(&t)).unwrap_err(), Error::MissingTensor { layer: 0, tensor: TensorKind::Bias });
 
         // Within a layer: kind order (weight before shift), whatever the header order.
         let mut t = tensors();
@@ -796,18 +762,12 @@ mod tests {
         (shift.2, shift.3) = (vec![4], i32s(&[2; 4]));
         let w = find(&mut t, "layers.0.weight");
         (w.1, w.3) = ("I32", std::vec![0; 48]);
-        assert_eq!(
-            Model::parse(&file(&t)).unwrap_err(),
-            Error::WrongDtype { layer: 0, tensor: TensorKind::Weight }
-        );
+        assert_eq!(Model::parse(&file(&t)).unwrap_err(), Error::WrongDtype { layer: 0, tensor: TensorKind::Weight });
         // Dtype is checked before shape on the same tensor.
         let mut t = tensors();
         let w = find(&mut t, "layers.1.weight");
         (w.1, w.2, w.3) = ("I32", vec![3, 2], std::vec![0; 24]);
-        assert_eq!(
-            Model::parse(&file(&t)).unwrap_err(),
-            Error::WrongDtype { layer: 1, tensor: TensorKind::Weight }
-        );
+        assert_eq!(Model::parse(&file(&t)).unwrap_err(), Error::WrongDtype { layer: 1, tensor: TensorKind::Weight });
 
         // A layer's quantization parameters are checked before the next layer's tensors.
         let mut t = tensors();

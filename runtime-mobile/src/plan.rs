@@ -9,20 +9,18 @@
 //! the next stage reads from where this one wrote. The first stage reads the caller's input slice
 //! directly. So the arena needed is `max over stages (input + scratch + output)`.
 //!
-//! The layout is computed here once, at parse time, and only read elsewhere: each [`Stage`]
-//! holds the bytes its two ends take (`low`, `high`), its scratch [`Region`]s per [`Path`]
-//! (the engine picks one with [`Stage::path`] and cuts the arena with [`Stage::split`]), and its
+//! The layout is computed here once, at parse time, and only read elsewhere: each `Stage`
+//! holds the bytes its two ends take (`low`, `high`), its scratch `Region`s per `Path`
+//! (the engine picks one with `Stage::path` and cuts the arena with `Stage::split`), and its
 //! layer's region in a [`crate::Session`]'s packed store (`packed_off`, `packed`).
-//! [`Region::carve`] is the one place where the 4- and 64-byte alignment steps are taken (the
-//! arena may sit at any address); [`Region::size`] reserves the bytes they skip.
+//! `Region::carve` is the one place where the 4- and 64-byte alignment steps are taken (the
+//! arena may sit at any address); `Region::size` reserves the bytes they skip.
 
 use core::ops::Range;
 
-use crate::bytes::{as_i32_mut, as_i8, as_i8_mut};
+use crate::bytes::{as_i8, as_i8_mut, as_i32_mut};
 use crate::error::Error;
-use crate::format::{
-    window_out, Activation, LayerSpec, Op, Pool, Shape, MAX_DIM, MAX_DOT_LEN, MAX_LAYERS,
-};
+use crate::format::{Activation, LayerSpec, MAX_DIM, MAX_DOT_LEN, MAX_LAYERS, Op, Pool, Shape, window_out};
 
 /// Where a stage's input or output lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,10 +37,19 @@ pub(crate) enum Loc {
 pub(crate) enum StageOp {
     /// Conv at `layer`; `pool` is the index of the fused max/avg pool layer (`None`: an identity
     /// 1x1 max pool). Layer indices are small (< [`MAX_LAYERS`]), so the stage stays small.
-    Conv { layer: usize, relu: bool, pool: Option<u8> },
-    Dense { layer: usize, relu: bool },
+    Conv {
+        layer: usize,
+        relu: bool,
+        pool: Option<u8>,
+    },
+    Dense {
+        layer: usize,
+        relu: bool,
+    },
     /// The standalone max/avg pool `layer`.
-    Pool { layer: usize },
+    Pool {
+        layer: usize,
+    },
     Relu,
 }
 
@@ -339,10 +346,7 @@ fn infer(layer: usize, spec: &LayerSpec, shape: Shape, last: bool) -> Result<Sha
                 check_dim(layer, padding[a], 0)?;
             }
             check_quant(layer, output.zero_point, output.scale)?;
-            let k = in_channels
-                .checked_mul(kernel[0])
-                .and_then(|v| v.checked_mul(kernel[1]))
-                .ok_or(Error::Overflow)?;
+            let k = in_channels.checked_mul(kernel[0]).and_then(|v| v.checked_mul(kernel[1])).ok_or(Error::Overflow)?;
             if k > MAX_DOT_LEN {
                 return Err(Error::BadLayer { layer, reason: "in_channels*kh*kw exceeds MAX_DOT_LEN" });
             }
@@ -511,12 +515,7 @@ fn packed_scratch(op: &StageOp, layers: &[LayerSpec], in_shape: Shape, out_shape
 /// a `Plan` is over 1 KB, too much to build in a local and copy out on a microcontroller's stack.
 /// On error `plan` holds a partial plan, to be discarded.
 #[inline(never)]
-pub(crate) fn plan_into(
-    input_shape: Shape,
-    input_zp: i32,
-    layers: &[LayerSpec],
-    plan: &mut Plan,
-) -> Result<(), Error> {
+pub(crate) fn plan_into(input_shape: Shape, input_zp: i32, layers: &[LayerSpec], plan: &mut Plan) -> Result<(), Error> {
     if layers.len() > MAX_LAYERS {
         return Err(Error::TooManyLayers(layers.len()));
     }

@@ -7,15 +7,15 @@
 //! Results are identical either way, bit for bit.
 
 use crate::bytes::as_i8_mut;
-use crate::engine::{self, fold_zero_point, pack_conv, PackedLayer};
+use crate::engine::{self, PackedLayer, fold_zero_point, pack_conv};
 use crate::error::Error;
 
 /// A session's packing found the plan and the model out of step: a bug, never bad input.
 const PACK_BROKEN: Error = Error::Internal("session: the packed-weight plan does not fit the model");
-use crate::format::{Op, MAX_LAYERS};
+use crate::format::{MAX_LAYERS, Op};
 use crate::kernels::Kernels;
 use crate::model::{Model, Prediction};
-use crate::plan::{StageOp, PACKED_ALIGN};
+use crate::plan::{PACKED_ALIGN, StageOp};
 
 /// A [`Model`] bound to a kernel table and an arena; see the module docs.
 #[derive(Debug)]

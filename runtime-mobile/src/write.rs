@@ -14,7 +14,7 @@ use std::string::{String, ToString};
 use std::vec::Vec;
 
 use crate::error::Error;
-use crate::format::{self, keys, LayersJson, TensorKind};
+use crate::format::{self, LayersJson, TensorKind, keys};
 use crate::format::{LayerSpec, Op, Quant, Shape};
 
 /// A conv or dense layer's int8 weights and int32 requantization tensors (FORMAT.md).

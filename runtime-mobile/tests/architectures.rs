@@ -17,7 +17,7 @@
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use runtime_mobile::kernels::{self, scalar, Kernels};
+use runtime_mobile::kernels::{self, Kernels, scalar};
 use runtime_mobile::preprocess::InputQuantizer;
 use runtime_mobile::{Model, Op};
 use testkit::mnist::{self, Digits, FIXTURE_DIGITS};
@@ -71,9 +71,14 @@ fn read_expected(name: &str) -> Vec<Expected> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .enumerate()
         .map(|(i, line)| {
-            let v: Vec<i64> = line.split_whitespace().map(|t| t.parse().unwrap_or_else(|e| panic!("{name}: {line:?}: {e}"))).collect();
+            let v: Vec<i64> =
+                line.split_whitespace().map(|t| t.parse().unwrap_or_else(|e| panic!("{name}: {line:?}: {e}"))).collect();
             assert_eq!(v[0], i as i64, "{name}: rows out of order");
-            Expected { label: v[1] as u8, class: v[2] as usize, scores: v[3..].iter().map(|&s| i8::try_from(s).unwrap()).collect() }
+            Expected {
+                label: v[1] as u8,
+                class: v[2] as usize,
+                scores: v[3..].iter().map(|&s| i8::try_from(s).unwrap()).collect(),
+            }
         })
         .collect();
     assert_eq!(rows.len(), FIXTURE_DIGITS, "{name}: one row per committed digit");
@@ -126,7 +131,10 @@ fn check(name: &str) -> Vec<Op> {
         }
         correct += (want.class == *label as usize) as usize;
     }
-    println!("{name}: {correct}/{FIXTURE_DIGITS} committed digits correct, identical on {:?}", tables.iter().map(|k| k.name).collect::<Vec<_>>());
+    println!(
+        "{name}: {correct}/{FIXTURE_DIGITS} committed digits correct, identical on {:?}",
+        tables.iter().map(|k| k.name).collect::<Vec<_>>()
+    );
 
     // One byte less is refused rather than overrun.
     let mut small = vec![0u8; model.arena_bytes() - 1];
@@ -137,7 +145,10 @@ fn check(name: &str) -> Vec<Op> {
 #[test]
 fn narrow_mnist_gives_the_committed_scores_on_every_kernel_table() {
     let ops = check("narrow-mnist");
-    let convs: Vec<_> = ops.iter().filter_map(|op| if let Op::Conv2d { out_channels, kernel, .. } = op { Some((*out_channels, *kernel)) } else { None }).collect();
+    let convs: Vec<_> = ops
+        .iter()
+        .filter_map(|op| if let Op::Conv2d { out_channels, kernel, .. } = op { Some((*out_channels, *kernel)) } else { None })
+        .collect();
     assert_eq!(convs, [(8, [5, 5]), (16, [5, 5])]);
 }
 

@@ -6,15 +6,15 @@
 
 mod preprocess_support;
 
-use preprocess_support::{images_dir, Decoded};
+use preprocess_support::{Decoded, images_dir};
 use runtime_mobile::classifier::{Classification, FRAME_SCRATCH_BYTES, IMAGE_SCRATCH_BYTES, TOP_K};
-use runtime_mobile::confidence::{softmax_q15, Confidence};
+use runtime_mobile::confidence::{Confidence, softmax_q15};
 use runtime_mobile::error::{JsonContext, JsonErrorKind};
 use runtime_mobile::kernels::{self, Kernels};
-use runtime_mobile::preprocess::{self, Frame, InputQuantizer, Options, Preprocessed, Roi, OUT_PIXELS, SCRATCH_BYTES};
+use runtime_mobile::preprocess::{self, Frame, InputQuantizer, OUT_PIXELS, Options, Preprocessed, Roi, SCRATCH_BYTES};
 use runtime_mobile::{Classifier, Error, FrameOutcome, Model, Shape, TensorKind};
 use testkit::mnist;
-use testkit::{random_desc, Build, Rng, T};
+use testkit::{Build, Rng, T, random_desc};
 
 fn tables() -> Vec<&'static Kernels> {
     kernels::available().into_iter().flatten().collect()
@@ -125,7 +125,8 @@ fn classify_frame_matches_the_steps_by_hand_on_every_table() {
                     let what = format!("{name}, {file}, {} in {size} bytes", table.name);
                     // By hand: preprocess, quantize, run.
                     let (mut work, mut image) = (vec![0u8; SCRATCH_BYTES], [0u8; OUT_PIXELS]);
-                    let Preprocessed::Digit(info) = preprocess::preprocess(&frame, &Options::DEFAULT, &mut work, &mut image).unwrap()
+                    let Preprocessed::Digit(info) =
+                        preprocess::preprocess(&frame, &Options::DEFAULT, &mut work, &mut image).unwrap()
                     else {
                         panic!("{what}: no digit found by hand")
                     };
@@ -160,7 +161,13 @@ fn frames_without_a_digit_are_an_outcome() {
     let gradient: Vec<u8> = (0..w * h).map(|i| (100 + (i % w) / 4) as u8).collect();
     let mut noise = Rng(9);
     let noisy: Vec<u8> = (0..w * h).map(|_| (128 + noise.range(-3, 3)) as u8).collect();
-    for (what, px) in [("blank white", vec![255u8; w * h]), ("black", vec![0; w * h]), ("uniform grey", vec![128; w * h]), ("gradient", gradient), ("sensor noise", noisy)] {
+    for (what, px) in [
+        ("blank white", vec![255u8; w * h]),
+        ("black", vec![0; w * h]),
+        ("uniform grey", vec![128; w * h]),
+        ("gradient", gradient),
+        ("sensor noise", noisy),
+    ] {
         let frame = Frame::gray(&px, w, h).unwrap();
         match c.classify_frame(&frame, &Options::DEFAULT).unwrap() {
             FrameOutcome::NoDigit(why) => println!("{what}: {why}"),
@@ -192,7 +199,10 @@ fn too_small_scratch_and_arena_are_refused() {
         let mut c = Classifier::new(&model, kernels::best(), &mut arena, &mut scratch).unwrap();
         assert!(c.classify_image(digits.image(0)).is_ok());
         let frame = Frame::gray(digits.image(0), 28, 28).unwrap();
-        assert_eq!(c.classify_frame(&frame, &Options::DEFAULT).unwrap_err(), Error::ScratchTooSmall { needed: FRAME_SCRATCH_BYTES, got });
+        assert_eq!(
+            c.classify_frame(&frame, &Options::DEFAULT).unwrap_err(),
+            Error::ScratchTooSmall { needed: FRAME_SCRATCH_BYTES, got }
+        );
     }
     // Below the least arena, on every table (a session-sized arena is only needed to pack).
     for table in tables() {

@@ -3,12 +3,12 @@
 //! Under Miri only the tests on small models run (the others build the full-size MNIST model,
 //! minutes in the interpreter; `parser_props.rs` takes the parser's paths through Miri instead).
 
-use testkit::Build;
-use testkit::{assemble, assemble_raw, random_desc, split, with_meta, Rng, MNIST, T};
 use runtime_mobile::error::{JsonContext, JsonErrorKind};
-use runtime_mobile::format::{keys, TensorKind};
+use runtime_mobile::format::{TensorKind, keys};
 use runtime_mobile::{Error, Model, Shape};
 use serde_json::json;
+use testkit::Build;
+use testkit::{MNIST, Rng, T, assemble, assemble_raw, random_desc, split, with_meta};
 
 fn mnist() -> (testkit::Desc, Vec<u8>) {
     let mut rng = Rng(42);
@@ -40,8 +40,7 @@ fn header_err(f: impl FnOnce(&mut serde_json::Value)) -> Error {
 fn layers_err(f: impl FnOnce(&mut serde_json::Value)) -> Error {
     let (_, file) = mnist();
     let (h, _) = split(&file);
-    let mut layers: serde_json::Value =
-        serde_json::from_str(h["__metadata__"]["layers"].as_str().unwrap()).unwrap();
+    let mut layers: serde_json::Value = serde_json::from_str(h["__metadata__"]["layers"].as_str().unwrap()).unwrap();
     f(&mut layers);
     err(&with_meta(&file, keys::LAYERS, Some(&layers.to_string())))
 }
@@ -112,9 +111,22 @@ fn duplicate_keys() {
 #[cfg_attr(miri, ignore = "full-size MNIST model: minutes under Miri")]
 fn metadata_errors() {
     let (_, file) = mnist();
-    assert_eq!(header_err(|h| { h.as_object_mut().unwrap().remove("__metadata__"); }), Error::MissingMetadata);
-    for key in [keys::FORMAT, keys::FORMAT_VERSION, keys::INPUT_SHAPE, keys::INPUT_SCALE,
-                keys::INPUT_ZERO_POINT, keys::LAYERS, keys::LABELS, keys::ARENA_BYTES] {
+    assert_eq!(
+        header_err(|h| {
+            h.as_object_mut().unwrap().remove("__metadata__");
+        }),
+        Error::MissingMetadata
+    );
+    for key in [
+        keys::FORMAT,
+        keys::FORMAT_VERSION,
+        keys::INPUT_SHAPE,
+        keys::INPUT_SCALE,
+        keys::INPUT_ZERO_POINT,
+        keys::LAYERS,
+        keys::LABELS,
+        keys::ARENA_BYTES,
+    ] {
         assert_eq!(err(&with_meta(&file, key, None)), Error::MissingMetadataKey(key));
     }
     // Accuracies are optional and may be null.
@@ -126,10 +138,7 @@ fn metadata_errors() {
     assert!(matches!(err(&with_meta(&file, keys::INPUT_ZERO_POINT, Some("128"))), Error::BadMetadata { .. }));
     assert!(matches!(err(&with_meta(&file, keys::INPUT_SCALE, Some("0"))), Error::BadMetadata { .. }));
     assert!(matches!(err(&with_meta(&file, keys::INPUT_SHAPE, Some("[1,28]"))), Error::BadMetadata { .. }));
-    assert_eq!(
-        err(&with_meta(&file, keys::LABELS, Some("[\"a\"]"))),
-        Error::LabelCount { labels: 1, outputs: 10 }
-    );
+    assert_eq!(err(&with_meta(&file, keys::LABELS, Some("[\"a\"]"))), Error::LabelCount { labels: 1, outputs: 10 });
     assert_eq!(
         err(&with_meta(&file, keys::ARENA_BYTES, Some("100"))),
         Error::DeclaredArenaTooSmall { declared: 100, needed: Model::parse(&file).unwrap().arena_bytes() }
@@ -162,7 +171,9 @@ fn tensor_errors() {
     // Shapes whose byte size overflows u64.
     assert_eq!(header_err(|h| h["layers.5.bias"]["shape"] = json!([1u64 << 40, 1u64 << 40])), Error::Overflow);
     assert_eq!(
-        header_err(|h| { h.as_object_mut().unwrap().remove("layers.6.shift"); }),
+        header_err(|h| {
+            h.as_object_mut().unwrap().remove("layers.6.shift");
+        }),
         Error::MissingTensor { layer: 6, tensor: TensorKind::Shift }
     );
     // Tensors the format does not define: other names, pool layers, non-canonical indices.
@@ -191,7 +202,9 @@ fn layer_errors() {
     assert!(matches!(layers_err(|l| l[2]["in_channels"] = json!(16)), Error::InconsistentLayer { layer: 2, .. }));
     assert!(matches!(layers_err(|l| l[1]["output_shape"] = json!([32, 12, 13])), Error::InconsistentLayer { layer: 1, .. }));
     assert!(matches!(
-        layers_err(|l| { l.as_array_mut().unwrap().remove(4); }),
+        layers_err(|l| {
+            l.as_array_mut().unwrap().remove(4);
+        }),
         Error::InconsistentLayer { layer: 4, .. }
     ));
     assert!(matches!(
@@ -199,7 +212,9 @@ fn layer_errors() {
         Error::InconsistentLayer { layer: 2, .. }
     ));
     assert!(matches!(
-        layers_err(|l| { l.as_array_mut().unwrap().truncate(4); }),
+        layers_err(|l| {
+            l.as_array_mut().unwrap().truncate(4);
+        }),
         Error::InconsistentLayer { layer: 3, .. }
     ));
     // Bad layers by themselves.
@@ -211,11 +226,18 @@ fn layer_errors() {
     assert!(matches!(layers_err(|l| l[1]["activation"] = json!("relu")), Error::BadLayer { layer: 1, .. }));
     assert!(matches!(layers_err(|l| l[5]["output_zero_point"] = json!(200)), Error::BadLayer { layer: 5, .. }));
     assert!(matches!(layers_err(|l| l[5]["output_scale"] = json!(-1.0)), Error::BadLayer { layer: 5, .. }));
-    assert!(matches!(layers_err(|l| { l[5].as_object_mut().unwrap().remove("in_features"); }), Error::BadLayer { layer: 5, .. }));
+    assert!(matches!(
+        layers_err(|l| {
+            l[5].as_object_mut().unwrap().remove("in_features");
+        }),
+        Error::BadLayer { layer: 5, .. }
+    ));
     assert!(matches!(layers_err(|l| l[5]["typo"] = json!(1)), Error::BadLayer { layer: 5, .. }));
     // Kernel larger than the input.
     assert!(matches!(
-        layers_err(|l| { l[0]["kernel"] = json!([29, 5]); }),
+        layers_err(|l| {
+            l[0]["kernel"] = json!([29, 5]);
+        }),
         Error::InconsistentLayer { layer: 0, .. }
     ));
     // Too many layers.
@@ -250,7 +272,9 @@ fn overflow_and_huge_dims_are_errors() {
     let e = err(&huge);
     assert!(matches!(e, Error::InconsistentLayer { .. }), "{e:?}"); // conv chain no longer reaches [1024]
     assert!(matches!(
-        layers_err(|l| { l[0]["out_channels"] = json!(u64::MAX); }),
+        layers_err(|l| {
+            l[0]["out_channels"] = json!(u64::MAX);
+        }),
         Error::BadLayer { .. } | Error::Overflow
     ));
 }
@@ -274,12 +298,17 @@ fn run_errors() {
 #[test]
 fn corrupted_files_never_panic() {
     let mut rng = Rng(1234);
-    let mut small = random_desc(&mut rng, Shape::Chw(2, 8, 8), &[
-        T::Conv { out: 3, k: [3, 3], s: [1, 1], p: [1, 1], relu: true },
-        T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
-        T::Flatten,
-        T::Dense { out: 4, relu: false },
-    ], false);
+    let mut small = random_desc(
+        &mut rng,
+        Shape::Chw(2, 8, 8),
+        &[
+            T::Conv { out: 3, k: [3, 3], s: [1, 1], p: [1, 1], relu: true },
+            T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
+            T::Flatten,
+            T::Dense { out: 4, relu: false },
+        ],
+        false,
+    );
     small.labels = vec!["a".into(), "b/é".into(), "c".into(), "d".into()];
     let file = small.build();
     let header_len = u64::from_le_bytes(file[..8].try_into().unwrap()) as usize + 8;

@@ -5,10 +5,10 @@
 //! pools on the caller's input and in the arena, conv without pool, padding, dense, softmax),
 //! once each; the tests on the full-size MNIST model are skipped.
 
-use testkit::Build;
-use testkit::{random_desc, reference, Rng, MNIST, T};
 use runtime_mobile::kernels;
 use runtime_mobile::{Error, Model, Shape};
+use testkit::Build;
+use testkit::{MNIST, Rng, T, random_desc, reference};
 
 /// Parses `desc`'s file and checks `runs` random inputs against the reference, bit for bit.
 fn check(desc: &testkit::Desc, rng: &mut Rng, runs: usize) {
@@ -123,7 +123,13 @@ fn random_models_match_reference() {
         }
         for seed in if miri { 1..2 } else { 0..4 } {
             let desc = random_desc(&mut rng, shape, &templates, seed % 2 == 1);
-            let runs = if miri { 1 } else if shape.len() == Some(784) { 2 } else { 8 };
+            let runs = if miri {
+                1
+            } else if shape.len() == Some(784) {
+                2
+            } else {
+                8
+            };
             check(&desc, &mut rng, runs);
             if miri {
                 continue;
@@ -209,7 +215,10 @@ fn spare_arena_takes_the_faster_paths_and_matches_reference() {
                     assert_eq!(s, want, "kernels {} in an unpacked session", k.name);
                 }
                 let too_small = model.session(k, &mut big[..model.arena_bytes() - 1]).unwrap_err();
-                assert_eq!(too_small, runtime_mobile::Error::ArenaTooSmall { needed: model.arena_bytes(), got: model.arena_bytes() - 1 });
+                assert_eq!(
+                    too_small,
+                    runtime_mobile::Error::ArenaTooSmall { needed: model.arena_bytes(), got: model.arena_bytes() - 1 }
+                );
                 let b = model.run_with(k, &input, &mut small).unwrap().scores.to_vec();
                 assert_eq!(b, want, "kernels {} with the minimal arena", k.name);
             }
@@ -236,10 +245,8 @@ fn mnist_arena_fits_8k() {
 fn metadata_round_trip() {
     let mut rng = Rng(11);
     let mut desc = random_desc(&mut rng, Shape::Chw(1, 28, 28), &MNIST, false);
-    desc.labels = ["zero", "a 'quoted' one", "é😀", "tab/there", "x", "5", "6", "7", "8", "nine"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    desc.labels =
+        ["zero", "a 'quoted' one", "é😀", "tab/there", "x", "5", "6", "7", "8", "nine"].iter().map(|s| s.to_string()).collect();
     desc.arena_bytes = Some(9000);
     let file = desc.build();
     // Our files are standard safetensors.
@@ -269,15 +276,12 @@ fn metadata_round_trip() {
     assert_eq!(model.input_quant().scale, 0.003921569);
     let runtime_mobile::Op::Dense { output, .. } = desc.layers[6].0.op else { panic!() };
     assert_eq!(model.output_quant(), output);
-    assert_eq!(
-        runtime_mobile::plan::arena_bytes(desc.input_shape, &desc.specs()).unwrap(),
-        model.arena_bytes()
-    );
+    assert_eq!(runtime_mobile::plan::arena_bytes(desc.input_shape, &desc.specs()).unwrap(), model.arena_bytes());
 }
 
 #[test]
 fn tensor_names() {
-    use runtime_mobile::format::{tensor_name, TensorKind};
+    use runtime_mobile::format::{TensorKind, tensor_name};
     assert_eq!(tensor_name(0, TensorKind::Weight).to_string(), "layers.0.weight");
     assert_eq!(tensor_name(12, TensorKind::Shift).to_string(), "layers.12.shift");
 }

@@ -4,16 +4,14 @@
 //!
 //! Under Miri only the scalar table exists (`kernels::available`), and the sizes shrink.
 
-use testkit::{Rng, ref_requant};
 use runtime_mobile::kernels::{self, Kernels, Patches, Requant, scalar};
+use testkit::{Rng, ref_requant};
 
 /// The definition with i64 sums, reduced mod 2^32 at the end (what wrapping i32 means).
 fn naive_matvec(w: &[i8], x: &[i8], rows: usize) -> Vec<i32> {
     (0..rows)
         .map(|r| {
-            let s: i64 = (0..x.len())
-                .map(|k| w[r * x.len() + k] as i64 * x[k] as i64)
-                .sum();
+            let s: i64 = (0..x.len()).map(|k| w[r * x.len() + k] as i64 * x[k] as i64).sum();
             s as i32
         })
         .collect()
@@ -21,10 +19,7 @@ fn naive_matvec(w: &[i8], x: &[i8], rows: usize) -> Vec<i32> {
 
 fn tables() -> Vec<&'static Kernels> {
     let t: Vec<_> = kernels::available().into_iter().flatten().collect();
-    eprintln!(
-        "kernel tables on this CPU: {:?}",
-        t.iter().map(|k| k.name).collect::<Vec<_>>()
-    );
+    eprintln!("kernel tables on this CPU: {:?}", t.iter().map(|k| k.name).collect::<Vec<_>>());
     t
 }
 
@@ -51,15 +46,11 @@ const LENS: &[usize] = if cfg!(miri) {
     &[1, 7, 16, 17, 33]
 } else {
     &[
-        1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 47, 48, 49, 63, 64, 65, 100, 127, 128,
-        129, 255, 256, 257, 800, 1023, 1024, 1025,
+        1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 25, 31, 32, 33, 47, 48, 49, 63, 64, 65, 100, 127, 128, 129, 255, 256, 257, 800, 1023,
+        1024, 1025,
     ]
 };
-const ROWS: &[usize] = if cfg!(miri) {
-    &[1, 3, 8, 9]
-} else {
-    &[1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 15, 16, 17, 32, 33, 64]
-};
+const ROWS: &[usize] = if cfg!(miri) { &[1, 3, 8, 9] } else { &[1, 2, 3, 4, 5, 7, 8, 9, 10, 12, 15, 16, 17, 32, 33, 64] };
 
 #[test]
 fn matvec_matches_scalar() {
@@ -115,11 +106,8 @@ fn gemm_u8i8_matches_definition() {
         &[(1, 4, 4), (1, 28, 28), (5, 8, 28), (5, 160, 384), (3, 12, 8), (2, 1024, 1024), (4, 64, 70)]
     };
     for &(rows, seg, row_stride) in geometries {
-        let (ocs, ns): (&[usize], &[usize]) = if cfg!(miri) {
-            (&[17], &[1, 5])
-        } else {
-            (&[1, 10, 16, 17, 32, 48, 64, 65, 80], &[1, 2, 3, 4, 5, 8, 9])
-        };
+        let (ocs, ns): (&[usize], &[usize]) =
+            if cfg!(miri) { (&[17], &[1, 5]) } else { (&[1, 10, 16, 17, 32, 48, 64, 65, 80], &[1, 2, 3, 4, 5, 8, 9]) };
         for &oc in ocs {
             for &n in ns {
                 let pattern = rng.next() % 5;
@@ -131,9 +119,7 @@ fn gemm_u8i8_matches_definition() {
                 let bias: Vec<i32> = (0..ocp).map(|_| rng.next() as i32).collect();
                 let want = naive_gemm(&wp, &xu, &starts, rows, row_stride, seg, &bias);
                 let pmax0: Vec<i32> = (0..ocp).map(|_| rng.next() as i32).collect();
-                let want_max: Vec<i32> = (0..ocp)
-                    .map(|o| (0..n).map(|i| want[i * ocp + o]).fold(pmax0[o], i32::max))
-                    .collect();
+                let want_max: Vec<i32> = (0..ocp).map(|o| (0..n).map(|i| want[i * ocp + o]).fold(pmax0[o], i32::max)).collect();
                 let src = Patches { xu: &xu, starts: &starts, rows, row_stride, seg };
                 assert!(src.in_bounds());
                 for t in &tables {
@@ -312,9 +298,7 @@ fn row_sums_match_scalar() {
         for &rows in ROWS {
             let p = rng.next() % 5;
             let w = fill(&mut rng, rows * k, p);
-            let want: Vec<i32> = (0..rows)
-                .map(|r| w[r * k..(r + 1) * k].iter().map(|&v| v as i32).sum())
-                .collect();
+            let want: Vec<i32> = (0..rows).map(|r| w[r * k..(r + 1) * k].iter().map(|&v| v as i32).sum()).collect();
             for t in &tables {
                 let mut out = vec![0x5A5A_5A5A; rows];
                 (t.row_sums_i8)(&w, k, &mut out);
@@ -360,11 +344,7 @@ fn requantize_matches_reference() {
                     _ => rng.range(0, 12) as i32,
                 })
                 .collect();
-            let zp = if round % 5 == 0 {
-                [-128, 127][round % 2]
-            } else {
-                rng.range(-128, 127) as i32
-            };
+            let zp = if round % 5 == 0 { [-128, 127][round % 2] } else { rng.range(-128, 127) as i32 };
             let relu = round % 2 == 1;
             // Odd byte offset: file tensors are unaligned.
             let le = |v: &[i32]| {
@@ -373,15 +353,8 @@ fn requantize_matches_reference() {
                 b
             };
             let (mb, sb) = (le(&m), le(&sh));
-            let q = Requant {
-                multiplier: &mb[1..],
-                shift: &sb[1..],
-                zp_out: zp,
-                lo: if relu { zp } else { -128 },
-            };
-            let want: Vec<i32> = (0..n)
-                .map(|o| ref_requant(acc[o], m[o], sh[o], zp, relu) as i32)
-                .collect();
+            let q = Requant { multiplier: &mb[1..], shift: &sb[1..], zp_out: zp, lo: if relu { zp } else { -128 } };
+            let want: Vec<i32> = (0..n).map(|o| ref_requant(acc[o], m[o], sh[o], zp, relu) as i32).collect();
             for t in &tables {
                 let mut got = acc.clone();
                 (t.requantize_i32)(&mut got, &q);
@@ -402,14 +375,8 @@ fn requantize_is_monotonic() {
         let zp = rng.range(-128, 127) as i32;
         let mut accs: Vec<i32> = (0..16).map(|_| acc_value(&mut rng)).collect();
         accs.sort();
-        let q: Vec<i8> = accs
-            .iter()
-            .map(|&a| ref_requant(a, m, sh, zp, false))
-            .collect();
-        assert!(
-            q.windows(2).all(|p| p[0] <= p[1]),
-            "m={m} shift={sh} {accs:?} -> {q:?}"
-        );
+        let q: Vec<i8> = accs.iter().map(|&a| ref_requant(a, m, sh, zp, false)).collect();
+        assert!(q.windows(2).all(|p| p[0] <= p[1]), "m={m} shift={sh} {accs:?} -> {q:?}");
     }
 }
 
@@ -447,23 +414,14 @@ fn broken_contracts_do_not_fault() {
             f(&[1i8; 128], &p(&[usize::MAX - 1], 2, usize::MAX / 2, 4), &[0; 16], &mut [0i32; 16]);
         }
         let mut acc = [1i32; 9];
-        let short = Requant {
-            multiplier: &[0; 7],
-            shift: &[1; 3],
-            zp_out: 300,
-            lo: -1000,
-        };
+        let short = Requant { multiplier: &[0; 7], shift: &[1; 3], zp_out: 300, lo: -1000 };
         (t.requantize_i32)(&mut acc, &short);
     }
 }
 
 #[test]
 fn selection_is_consistent() {
-    let avail: Vec<_> = kernels::available()
-        .into_iter()
-        .flatten()
-        .map(|k| k.name)
-        .collect();
+    let avail: Vec<_> = kernels::available().into_iter().flatten().map(|k| k.name).collect();
     assert_eq!(avail[0], "scalar");
     let detected = kernels::detect().name;
     assert_eq!(detected, *avail.last().unwrap());
@@ -473,21 +431,16 @@ fn selection_is_consistent() {
     assert!(avail.contains(&kernels::compile_time_best().name));
     // (Under Miri only the scalar table is handed out, whatever the CPU has.)
     #[cfg(all(target_arch = "x86_64", not(miri)))]
-    assert_eq!(
-        avail.contains(&"avx2"),
-        std::is_x86_feature_detected!("avx2")
-    );
+    assert_eq!(avail.contains(&"avx2"), std::is_x86_feature_detected!("avx2"));
     #[cfg(all(target_arch = "x86_64", not(miri)))]
     assert_eq!(
         avail.contains(&"avx512-vnni"),
-        ["avx2", "avx512f", "avx512bw", "avx512vnni"]
-            .iter()
-            .all(|f| match *f {
-                "avx2" => std::is_x86_feature_detected!("avx2"),
-                "avx512f" => std::is_x86_feature_detected!("avx512f"),
-                "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
-                _ => std::is_x86_feature_detected!("avx512vnni"),
-            })
+        ["avx2", "avx512f", "avx512bw", "avx512vnni"].iter().all(|f| match *f {
+            "avx2" => std::is_x86_feature_detected!("avx2"),
+            "avx512f" => std::is_x86_feature_detected!("avx512f"),
+            "avx512bw" => std::is_x86_feature_detected!("avx512bw"),
+            _ => std::is_x86_feature_detected!("avx512vnni"),
+        })
     );
     // The packed path's reference always comes second.
     assert_eq!(avail[1], "scalar-packed");

@@ -4,14 +4,13 @@
 //! data where the next one reads it, and a session's packed regions are disjoint and fit its
 //! arena. Sessions on arenas at every alignment give the reference path's scores.
 
-mod common;
-
 use std::ops::Range;
 
-use common::{random_desc, Rng, T};
 use runtime_mobile::format::window_out;
 use runtime_mobile::kernels::{self, scalar};
 use runtime_mobile::{Model, Shape};
+use testkit::Build;
+use testkit::{Rng, T, random_desc};
 
 fn disjoint(a: &Range<usize>, b: &Range<usize>) -> bool {
     a.is_empty() || b.is_empty() || a.end <= b.start || b.end <= a.start
@@ -40,7 +39,8 @@ fn check_stages(model: &Model<'_>, len: usize, session: bool, what: &str) -> (us
         // Input and output sit at the arena's two ends (or one), the scratch right after the low one.
         let low = [b.input.as_ref(), Some(&b.output)].into_iter().flatten().filter(|r| r.start == 0).map(|r| r.end).max();
         assert_eq!(b.scratch.start, low.unwrap_or(0), "{what}: stage {i}: {b:?}");
-        let high_start = [b.input.as_ref(), Some(&b.output)].into_iter().flatten().map(|r| r.start).filter(|&s| s >= b.scratch.end).min();
+        let high_start =
+            [b.input.as_ref(), Some(&b.output)].into_iter().flatten().map(|r| r.start).filter(|&s| s >= b.scratch.end).min();
         let high = len - high_start.unwrap_or(len);
         need = need.max(b.scratch.end + high);
         packed += b.packed_path as usize;

@@ -9,14 +9,14 @@
 
 use std::sync::OnceLock;
 
-use testkit::Build;
-use testkit::{random_desc, reference, with_meta, Desc, Rng, T};
 use proptest::prelude::*;
 use proptest::sample::Index;
 use proptest::test_runner::Config;
 use runtime_mobile::error::JsonContext;
-use runtime_mobile::format::{keys, LayersJson, MAX_HEADER_BYTES, MAX_LAYERS};
-use runtime_mobile::{kernels, plan, Error, Model, Shape};
+use runtime_mobile::format::{LayersJson, MAX_HEADER_BYTES, MAX_LAYERS, keys};
+use runtime_mobile::{Error, Model, Shape, kernels, plan};
+use testkit::Build;
+use testkit::{Desc, Rng, T, random_desc, reference, with_meta};
 
 /// `cases` natively, `miri_cases` under Miri (which runs ~1000x slower). Failure persistence is
 /// off: a failing case is printed with its shrunk input, and Miri's isolation forbids files.
@@ -91,19 +91,43 @@ fn check_accepted(m: &Model<'_>, seed: u64) {
     }
     if m.arena_bytes() > 0 {
         let n = m.arena_bytes() - 1;
-        assert_eq!(
-            m.run(&input, &mut arena[..n]).unwrap_err(),
-            Error::ArenaTooSmall { needed: m.arena_bytes(), got: n }
-        );
+        assert_eq!(m.run(&input, &mut arena[..n]).unwrap_err(), Error::ArenaTooSmall { needed: m.arena_bytes(), got: n });
     }
 }
 
 /// JSON-ish tokens for header soups that get past the UTF-8 and framing checks.
 const TOKENS: &[&str] = &[
-    "{", "}", "[", "]", ",", ":", "\"", "\\\"", "\\\\", "\\u00e9", " ", "0", "1", "-1", "1.5e3",
-    "65536", "18446744073709551616", "null", "true", "\"__metadata__\"", "\"format\"",
-    "\"runtime-mobile\"", "\"layers\"", "\"dtype\"", "\"I8\"", "\"shape\"", "\"data_offsets\"",
-    "\"layers.0.weight\"", "\"op\"", "\"conv2d\"", "\"dense\"",
+    "{",
+    "}",
+    "[",
+    "]",
+    ",",
+    ":",
+    "\"",
+    "\\\"",
+    "\\\\",
+    "\\u00e9",
+    " ",
+    "0",
+    "1",
+    "-1",
+    "1.5e3",
+    "65536",
+    "18446744073709551616",
+    "null",
+    "true",
+    "\"__metadata__\"",
+    "\"format\"",
+    "\"runtime-mobile\"",
+    "\"layers\"",
+    "\"dtype\"",
+    "\"I8\"",
+    "\"shape\"",
+    "\"data_offsets\"",
+    "\"layers.0.weight\"",
+    "\"op\"",
+    "\"conv2d\"",
+    "\"dense\"",
 ];
 
 proptest! {
@@ -326,9 +350,8 @@ fn realize(mut shape: Shape, choices: &[Choice], dense: &[(usize, bool)], softma
     for c in choices {
         let Shape::Chw(ch, h, w) = shape else { break };
         let fit = |k: [usize; 2], p: [usize; 2]| [k[0].min(h + 2 * p[0]), k[1].min(w + 2 * p[1])];
-        let out_hw = |k: [usize; 2], s: [usize; 2], p: [usize; 2]| {
-            [(h + 2 * p[0] - k[0]) / s[0] + 1, (w + 2 * p[1] - k[1]) / s[1] + 1]
-        };
+        let out_hw =
+            |k: [usize; 2], s: [usize; 2], p: [usize; 2]| [(h + 2 * p[0] - k[0]) / s[0] + 1, (w + 2 * p[1] - k[1]) / s[1] + 1];
         match *c {
             Choice::Conv { out, k, s, p, relu } => {
                 let k = fit(k, p);
@@ -403,41 +426,53 @@ fn write_fuzz_seeds() {
     let mut rng = Rng(77);
     let archs: [(&str, Shape, Vec<T>); 5] = [
         ("dense", Shape::Flat(12), vec![T::Dense { out: 4, relu: true }, T::Dense { out: 2, relu: false }]),
-        ("conv-stride-pad", Shape::Chw(1, 9, 9), vec![
-            T::Conv { out: 2, k: [3, 3], s: [2, 2], p: [2, 1], relu: true },
-            T::Flatten,
-            T::Dense { out: 3, relu: false },
-        ]),
-        ("avgpool-relu", Shape::Chw(3, 6, 5), vec![
-            T::Conv { out: 4, k: [1, 1], s: [1, 1], p: [0, 0], relu: false },
-            T::AvgPool { k: [3, 2], s: [1, 2], p: [1, 1] },
-            T::Relu,
-            T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
-            T::Flatten,
-            T::Dense { out: 2, relu: false },
-            T::Softmax,
-        ]),
+        (
+            "conv-stride-pad",
+            Shape::Chw(1, 9, 9),
+            vec![T::Conv { out: 2, k: [3, 3], s: [2, 2], p: [2, 1], relu: true }, T::Flatten, T::Dense { out: 3, relu: false }],
+        ),
+        (
+            "avgpool-relu",
+            Shape::Chw(3, 6, 5),
+            vec![
+                T::Conv { out: 4, k: [1, 1], s: [1, 1], p: [0, 0], relu: false },
+                T::AvgPool { k: [3, 2], s: [1, 2], p: [1, 1] },
+                T::Relu,
+                T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
+                T::Flatten,
+                T::Dense { out: 2, relu: false },
+                T::Softmax,
+            ],
+        ),
         // Standalone relu and pool on the caller's input; a relu layer fused into a dense one.
-        ("relu-first", Shape::Chw(2, 5, 5), vec![
-            T::Relu,
-            T::AvgPool { k: [2, 2], s: [1, 1], p: [1, 0] },
-            T::Conv { out: 2, k: [2, 2], s: [1, 1], p: [0, 0], relu: false },
-            T::Flatten,
-            T::Dense { out: 3, relu: false },
-            T::Relu,
-            T::Dense { out: 2, relu: false },
-            T::Softmax,
-        ]),
+        (
+            "relu-first",
+            Shape::Chw(2, 5, 5),
+            vec![
+                T::Relu,
+                T::AvgPool { k: [2, 2], s: [1, 1], p: [1, 0] },
+                T::Conv { out: 2, k: [2, 2], s: [1, 1], p: [0, 0], relu: false },
+                T::Flatten,
+                T::Dense { out: 3, relu: false },
+                T::Relu,
+                T::Dense { out: 2, relu: false },
+                T::Softmax,
+            ],
+        ),
         // The MNIST architecture shrunk to a 12x12 input (the full-size one is the patch mode's).
-        ("two-conv", Shape::Chw(1, 12, 12), vec![
-            T::Conv { out: 4, k: [3, 3], s: [1, 1], p: [0, 0], relu: true },
-            T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
-            T::Conv { out: 8, k: [3, 3], s: [1, 1], p: [0, 0], relu: true },
-            T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
-            T::Flatten,
-            T::Dense { out: 6, relu: true },
-            T::Dense { out: 3, relu: false },
-        ]),
+        (
+            "two-conv",
+            Shape::Chw(1, 12, 12),
+            vec![
+                T::Conv { out: 4, k: [3, 3], s: [1, 1], p: [0, 0], relu: true },
+                T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
+                T::Conv { out: 8, k: [3, 3], s: [1, 1], p: [0, 0], relu: true },
+                T::MaxPool { k: [2, 2], s: [2, 2], p: [0, 0] },
+                T::Flatten,
+                T::Dense { out: 6, relu: true },
+                T::Dense { out: 3, relu: false },
+            ],
+        ),
     ];
     for (name, shape, t) in archs {
         let d = random_desc(&mut rng, shape, &t, true);

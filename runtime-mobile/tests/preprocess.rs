@@ -2,13 +2,13 @@
 //! degenerate inputs and blank pictures; no panics on arbitrary input; MNIST-like geometry.
 //! (MNIST round trips through PNG/JPEG are in `preprocess_mnist.rs`.)
 
-use runtime_mobile::format::Quant;
 use runtime_mobile::Error;
-use runtime_mobile::preprocess::{
-    check_input_shape, preprocess, Frame, InputQuantizer, NoDigitReason, Options, PixelFormat, Polarity,
-    Preprocessed, Roi, Rotation, OUT_DIM, OUT_PIXELS, SCRATCH_BYTES,
-};
 use runtime_mobile::Shape;
+use runtime_mobile::format::Quant;
+use runtime_mobile::preprocess::{
+    Frame, InputQuantizer, NoDigitReason, OUT_DIM, OUT_PIXELS, Options, PixelFormat, Polarity, Preprocessed, Roi, Rotation,
+    SCRATCH_BYTES, check_input_shape, preprocess,
+};
 
 use testkit::Rng;
 
@@ -154,8 +154,7 @@ fn com(img: &[u8]) -> (f64, f64, f64) {
 
 /// Width and height of the box of pixels >= 128.
 fn bbox_dims(img: &[u8; OUT_PIXELS]) -> (usize, usize) {
-    let ink: Vec<(usize, usize)> =
-        (0..OUT_PIXELS).filter(|&i| img[i] >= 128).map(|i| (i % OUT_DIM, i / OUT_DIM)).collect();
+    let ink: Vec<(usize, usize)> = (0..OUT_PIXELS).filter(|&i| img[i] >= 128).map(|i| (i % OUT_DIM, i / OUT_DIM)).collect();
     let w = ink.iter().map(|p| p.0).max().unwrap() - ink.iter().map(|p| p.0).min().unwrap() + 1;
     let h = ink.iter().map(|p| p.1).max().unwrap() - ink.iter().map(|p| p.1).min().unwrap() + 1;
     (w, h)
@@ -262,30 +261,18 @@ fn degenerate_frames_are_typed_errors() {
     let buf = [0u8; 100];
     assert_eq!(Frame::gray(&buf, 0, 5).unwrap_err(), Error::FrameZeroSize);
     assert_eq!(Frame::gray(&buf, 5, 0).unwrap_err(), Error::FrameZeroSize);
-    assert_eq!(
-        Frame::new(&buf, PixelFormat::Gray8, 10, 5, 9).unwrap_err(),
-        Error::StrideTooSmall { row_stride: 9, min: 10 }
-    );
+    assert_eq!(Frame::new(&buf, PixelFormat::Gray8, 10, 5, 9).unwrap_err(), Error::StrideTooSmall { row_stride: 9, min: 10 });
     assert_eq!(
         Frame::new(&buf, PixelFormat::Rgba8888, 10, 2, 39).unwrap_err(),
         Error::StrideTooSmall { row_stride: 39, min: 40 }
     );
-    assert_eq!(
-        Frame::new(&buf, PixelFormat::Gray8, 10, 11, 10).unwrap_err(),
-        Error::BufferTooShort { needed: 110, got: 100 }
-    );
+    assert_eq!(Frame::new(&buf, PixelFormat::Gray8, 10, 11, 10).unwrap_err(), Error::BufferTooShort { needed: 110, got: 100 });
     // The last row needs no padding: 9 rows of stride 11 + 10 bytes = 109 > 100.
     assert!(matches!(Frame::new(&buf, PixelFormat::Nv21, 10, 9, 12), Err(Error::BufferTooShort { .. })));
     assert!(Frame::new(&buf, PixelFormat::Nv21, 10, 9, 11).is_ok());
-    assert!(matches!(
-        Frame::new(&buf, PixelFormat::Gray8, 10, usize::MAX / 4, usize::MAX / 8),
-        Err(Error::FrameTooLarge { .. })
-    ));
+    assert!(matches!(Frame::new(&buf, PixelFormat::Gray8, 10, usize::MAX / 4, usize::MAX / 8), Err(Error::FrameTooLarge { .. })));
     assert!(matches!(Frame::new(&buf, PixelFormat::Gray8, 70_000, 1, 70_000), Err(Error::FrameTooLarge { .. })));
-    assert!(matches!(
-        Frame::new(&buf, PixelFormat::Gray8, 60_000, 60_000, usize::MAX / 2),
-        Err(Error::BufferTooShort { .. })
-    ));
+    assert!(matches!(Frame::new(&buf, PixelFormat::Gray8, 60_000, 60_000, usize::MAX / 2), Err(Error::BufferTooShort { .. })));
 
     let g = scene(40, 30, 8);
     let frame = Frame::gray(&g.px, 40, 30).unwrap();
@@ -367,9 +354,21 @@ fn arbitrary_frames_never_panic() {
         let data: Vec<u8> = (0..len)
             .map(|k| match kind {
                 0 => rng.next() as u8,
-                1 => if (k / 7) % 5 == 0 { 0 } else { 255 },
+                1 => {
+                    if (k / 7) % 5 == 0 {
+                        0
+                    } else {
+                        255
+                    }
+                }
                 2 => (k % 256) as u8,
-                _ => if rng.below(30) == 0 { 0 } else { 220 },
+                _ => {
+                    if rng.below(30) == 0 {
+                        0
+                    } else {
+                        220
+                    }
+                }
             })
             .collect();
         let frame = Frame::new(&data, format, w, h, stride).unwrap();
@@ -378,7 +377,8 @@ fn arbitrary_frames_never_panic() {
             let y = rng.below(h as u64) as usize;
             Roi { x, y, width: 1 + rng.below((w - x) as u64) as usize, height: 1 + rng.below((h - y) as u64) as usize }
         });
-        let opts = Options { rotation: ROTATIONS[rng.below(4) as usize], roi, min_contrast: rng.below(60) as u8, ..Options::DEFAULT };
+        let opts =
+            Options { rotation: ROTATIONS[rng.below(4) as usize], roi, min_contrast: rng.below(60) as u8, ..Options::DEFAULT };
         if let Ok(out) = run(&frame, &opts) {
             ok += 1;
             assert!(out.iter().any(|&v| v > 0));

@@ -167,8 +167,7 @@ fn regenerate_fixtures() {
     }
     for (idx, label, src) in first_of_each_label() {
         let p = FIXTURES[label as usize];
-        std::fs::write(dir.join(fixture_name_mnist(label, idx, &p)), encode(&render(&src, &p, idx as u64), p.jpeg))
-            .unwrap();
+        std::fs::write(dir.join(fixture_name_mnist(label, idx, &p)), encode(&render(&src, &p, idx as u64), p.jpeg)).unwrap();
     }
     for d in &FONT_DIGITS {
         std::fs::write(dir.join(fixture_name_font(d)), encode(&render_font_digit(d, d.digit as u64), false)).unwrap();

@@ -3,7 +3,7 @@
 //!
 //! - [`rng`]: the one deterministic random number generator.
 //! - [`models`]: random models from layer templates, written by runtime-mobile's own writer.
-//! - [`reference`]: an independent naive implementation of the format's arithmetic.
+//! - [`mod@reference`]: an independent naive implementation of the format's arithmetic.
 //! - [`corrupt`]: header surgery, for tests that feed the parser broken files.
 //! - [`mnist`]: MNIST-format digits, the data sets' test splits and the committed subsets.
 
@@ -14,6 +14,6 @@ pub mod reference;
 pub mod rng;
 
 pub use corrupt::{assemble, assemble_raw, metadata, split, with_meta};
-pub use models::{prefixes, random_desc, Build, Desc, Tensors, MNIST, T};
+pub use models::{Build, Desc, MNIST, T, Tensors, prefixes, random_desc};
 pub use reference::{ref_requant, reference};
 pub use rng::Rng;

@@ -24,7 +24,6 @@ impl Build for Desc {
     }
 }
 
-
 /// A layer template; shapes and tensors are filled in by [`random_desc`].
 #[derive(Clone, Copy, Debug)]
 pub enum T {
@@ -115,7 +114,7 @@ pub fn random_desc(rng: &mut Rng, input_shape: Shape, templates: &[T], left_shif
     }
 }
 
-/// Every prefix of `desc` that is a valid model on its own (flattened if it ends in [C,H,W]),
+/// Every prefix of `desc` that is a valid model on its own (flattened if it ends in `[C,H,W]`),
 /// so intermediate activations are compared bit for bit too, not only the final scores.
 pub fn prefixes(desc: &Desc) -> Vec<Desc> {
     let mut out = Vec::new();

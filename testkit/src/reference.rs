@@ -5,14 +5,9 @@ use runtime_mobile::{Activation, Op, Shape};
 
 use crate::Desc;
 
-
 /// `round(acc * M * 2^-31 * 2^-shift)` as FORMAT.md defines it.
 pub fn ref_requant(acc: i32, m: i32, shift: i32, zp: i32, relu: bool) -> i8 {
-    let x: i64 = if shift < 0 {
-        ((acc as i64) * (1i64 << -shift)).clamp(i32::MIN as i64, i32::MAX as i64)
-    } else {
-        acc as i64
-    };
+    let x: i64 = if shift < 0 { ((acc as i64) * (1i64 << -shift)).clamp(i32::MIN as i64, i32::MAX as i64) } else { acc as i64 };
     // Round half up: floor((x*M + 2^30) / 2^31), saturated to i32.
     let hi = ((x as i128 * m as i128 + (1i128 << 30)).div_euclid(1i128 << 31)).min(i32::MAX as i128) as i64;
     // Round half away from zero for the right shift.
@@ -37,7 +32,15 @@ pub fn reference(desc: &Desc, input: &[i8]) -> Vec<i8> {
     let mut zp = desc.input_quant.zero_point as i64;
     for (spec, t) in &desc.layers {
         match spec.op {
-            Op::Conv2d { in_channels: c, out_channels: oc, kernel: [kh, kw], stride: [sh, sw], padding: [ph, pw], activation, output } => {
+            Op::Conv2d {
+                in_channels: c,
+                out_channels: oc,
+                kernel: [kh, kw],
+                stride: [sh, sw],
+                padding: [ph, pw],
+                activation,
+                output,
+            } => {
                 let t = t.as_ref().unwrap();
                 let Shape::Chw(_, h, w) = shape else { panic!() };
                 let Shape::Chw(_, oh, ow) = spec.output_shape else { panic!() };
@@ -59,7 +62,13 @@ pub fn reference(desc: &Desc, input: &[i8]) -> Vec<i8> {
                                     }
                                 }
                             }
-                            let q = ref_requant(acc as i32, t.multiplier[o], t.shift[o], output.zero_point, activation == Activation::Relu);
+                            let q = ref_requant(
+                                acc as i32,
+                                t.multiplier[o],
+                                t.shift[o],
+                                output.zero_point,
+                                activation == Activation::Relu,
+                            );
                             y[(o * oh + oy) * ow + ox] = q as i64;
                         }
                     }
@@ -71,9 +80,9 @@ pub fn reference(desc: &Desc, input: &[i8]) -> Vec<i8> {
                 let t = t.as_ref().unwrap();
                 x = (0..m)
                     .map(|o| {
-                        let acc: i64 = t.bias[o] as i64
-                            + (0..n).map(|i| (x[i] - zp) * t.weight[o * n + i] as i64).sum::<i64>();
-                        ref_requant(acc as i32, t.multiplier[o], t.shift[o], output.zero_point, activation == Activation::Relu) as i64
+                        let acc: i64 = t.bias[o] as i64 + (0..n).map(|i| (x[i] - zp) * t.weight[o * n + i] as i64).sum::<i64>();
+                        ref_requant(acc as i32, t.multiplier[o], t.shift[o], output.zero_point, activation == Activation::Relu)
+                            as i64
                     })
                     .collect();
                 zp = output.zero_point as i64;

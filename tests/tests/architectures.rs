@@ -8,9 +8,9 @@
 //!
 //! Needs the data sets in `<repo>/data/` (`.ci/run` links `../shared/data` there).
 
+use runtime_mobile::Model;
 use runtime_mobile::kernels::{self, Kernels};
 use runtime_mobile::preprocess::InputQuantizer;
-use runtime_mobile::Model;
 use testkit::mnist::{self, PIXELS, TEST_IMAGES};
 
 fn tables() -> Vec<&'static Kernels> {
@@ -26,7 +26,11 @@ fn check(name: &str) {
 
     let dataset = model.dataset().expect("export records the data set");
     let digits = mnist::test_split(dataset);
-    assert_eq!(mnist::fixture_digits(dataset), digits.first(mnist::FIXTURE_DIGITS), "{name}: the committed digits are not {dataset}'s first 100");
+    assert_eq!(
+        mnist::fixture_digits(dataset),
+        digits.first(mnist::FIXTURE_DIGITS),
+        "{name}: the committed digits are not {dataset}'s first 100"
+    );
 
     let quantizer = InputQuantizer::new(model.input_quant()).unwrap();
     let tables = tables();
@@ -51,18 +55,34 @@ fn check(name: &str) {
         let (class, scores) = (reference.class, reference.scores.to_vec());
         for k in &unpacked {
             let p = model.run_with(k, &input, &mut arena).unwrap();
-            assert_eq!(p.scores, scores.as_slice(), "{name}: test image {i}, kernel table {} differs from the scalar one", k.name);
+            assert_eq!(
+                p.scores,
+                scores.as_slice(),
+                "{name}: test image {i}, kernel table {} differs from the scalar one",
+                k.name
+            );
         }
         for s in &mut sessions {
             let table = s.kernels().name;
             let p = s.run(&input).unwrap();
-            assert_eq!(p.scores, scores.as_slice(), "{name}: test image {i}, kernel table {table} in a session differs from the scalar one");
+            assert_eq!(
+                p.scores,
+                scores.as_slice(),
+                "{name}: test image {i}, kernel table {table} in a session differs from the scalar one"
+            );
         }
         correct += (class == label as usize) as usize;
     }
     let recorded = model.int8_accuracy().expect("export records the int8 accuracy");
-    println!("{name}: {correct}/{TEST_IMAGES} correct, recorded {recorded}; tables {:?}", tables.iter().map(|k| k.name).collect::<Vec<_>>());
-    assert_eq!(correct, (recorded as f64 * TEST_IMAGES as f64).round() as usize, "{name}: {correct} correct, metadata says {recorded}");
+    println!(
+        "{name}: {correct}/{TEST_IMAGES} correct, recorded {recorded}; tables {:?}",
+        tables.iter().map(|k| k.name).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        correct,
+        (recorded as f64 * TEST_IMAGES as f64).round() as usize,
+        "{name}: {correct} correct, metadata says {recorded}"
+    );
 }
 
 #[test]

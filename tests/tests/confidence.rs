@@ -7,8 +7,8 @@
 //! Needs the data sets in `<repo>/data/` (`.ci/run` links `../shared/data` there).
 
 use runtime_mobile::classifier::{IMAGE_SCRATCH_BYTES, TOP_K};
-use runtime_mobile::confidence::{softmax_q15, Confidence};
-use runtime_mobile::{kernels, Classifier, Model};
+use runtime_mobile::confidence::{Confidence, softmax_q15};
+use runtime_mobile::{Classifier, Model, kernels};
 use testkit::mnist;
 
 /// The bound, in percentage points.

@@ -8,9 +8,9 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use e2e::{Pipeline, TEST_IMAGES, repo_root};
+use runtime_mobile::Model;
 use runtime_mobile::kernels::{self, Kernels};
 use runtime_mobile::preprocess::{InputQuantizer, OUT_PIXELS};
-use runtime_mobile::Model;
 use tract_onnx::prelude::*;
 
 fn pipeline() -> &'static Pipeline {
@@ -135,7 +135,10 @@ fn phones_aarch64_cpus_give_bit_identical_scores() {
     // QEMU's default CPU has dotprod (the SDOT kernels); a Cortex-A53 has plain NEON only.
     for (cpu, want_kernels) in [(None, "neon-dotprod"), (Some("cortex-a53"), "neon")] {
         let (lines, stderr) = run_under_qemu(&bin, cpu, &images);
-        assert!(stderr.contains(&format!("kernels: {want_kernels}\n")), "expected the {want_kernels} kernels on {cpu:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("kernels: {want_kernels}\n")),
+            "expected the {want_kernels} kernels on {cpu:?}: {stderr}"
+        );
         assert_eq!(lines.len(), TEST_IMAGES);
         assert_eq!(lines, reference, "aarch64 ({cpu:?}) scores differ from the host's");
     }

@@ -14,11 +14,11 @@
 use std::time::Instant;
 
 use anyhow::Result;
+use candle_core::{D, DType};
 use candle_core::{Device, Tensor, Var};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use candle_core::{D, DType};
 use train::model::Cnn;
 use train::ops;
 use train::optim::{Adam, AdamConfig};
@@ -57,9 +57,7 @@ impl Model {
     }
 
     fn vars(&self) -> Vec<Var> {
-        [&self.c1w, &self.c1b, &self.c2w, &self.c2b, &self.l1w, &self.l1b, &self.l2w, &self.l2b]
-            .map(Var::clone)
-            .to_vec()
+        [&self.c1w, &self.c1b, &self.c2w, &self.c2b, &self.l1w, &self.l1b, &self.l2w, &self.l2b].map(Var::clone).to_vec()
     }
 
     fn forward(&self, x: &Tensor, fast: bool) -> Result<Tensor> {
@@ -150,10 +148,9 @@ fn main() -> Result<()> {
 /// Per-layer timings of the fused op: forward alone, and forward + backward of `sum(y * r)`.
 fn layer_timings(steps: usize, want: &dyn Fn(&str) -> bool) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(2);
-    for (name, xd, wd, x_var) in [
-        ("conv1", [BATCH, 1, 28, 28], [32, 1, 5, 5], false),
-        ("conv2", [BATCH, 32, 12, 12], [64, 32, 5, 5], true),
-    ] {
+    for (name, xd, wd, x_var) in
+        [("conv1", [BATCH, 1, 28, 28], [32, 1, 5, 5], false), ("conv2", [BATCH, 32, 12, 12], [64, 32, 5, 5], true)]
+    {
         let x = rand_var(&mut rng, &xd, 1.0)?;
         if !want("layers") && !want(name) {
             continue;
@@ -168,11 +165,7 @@ fn layer_timings(steps: usize, want: &dyn Fn(&str) -> bool) -> Result<()> {
                 continue;
             }
             let f = |x: &Tensor| -> Result<Tensor> {
-                Ok(if fast {
-                    ops::conv2d_relu_maxpool2(x, &w, &b)?
-                } else {
-                    ops::conv2d(x, &w, &b)?.relu()?.max_pool2d(2)?
-                })
+                Ok(if fast { ops::conv2d_relu_maxpool2(x, &w, &b)? } else { ops::conv2d(x, &w, &b)?.relu()?.max_pool2d(2)? })
             };
             let (fwd, _) = time(steps, || {
                 f(&x)?;
@@ -271,6 +264,9 @@ fn train_report(t: &Trainer, steps: usize, ms: f64) -> Result<()> {
     let loss = t.loss_sum.to_scalar::<f32>()? / (steps * BATCH) as f32;
     let bits = t.model.vars.iter().map(|v| v.flatten_all()?.to_vec1::<f32>()).collect::<candle_core::Result<Vec<_>>>()?;
     let hash = bits.iter().flatten().fold(0u64, |h, v| (h ^ v.to_bits() as u64).wrapping_mul(0x100000001b3));
-    println!("train step (run.rs CPU step, MNIST): mean {ms:7.2} ms (~{:.1} s/epoch)  mean loss {loss:.4}  params hash {hash:016x}", ms * 1.875);
+    println!(
+        "train step (run.rs CPU step, MNIST): mean {ms:7.2} ms (~{:.1} s/epoch)  mean loss {loss:.4}  params hash {hash:016x}",
+        ms * 1.875
+    );
     Ok(())
 }

@@ -17,8 +17,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
-use candle_core::{Device, Tensor};
 use candle_core::safetensors::Load;
+use candle_core::{Device, Tensor};
 
 use crate::metrics::EpochMetrics;
 use crate::model::{Architecture, Cnn};
@@ -47,10 +47,7 @@ pub struct Checkpoint {
 }
 
 fn serialize(tensors: Vec<(String, Tensor)>, metadata: HashMap<String, String>) -> Result<Vec<u8>> {
-    let tensors = tensors
-        .into_iter()
-        .map(|(n, t)| Ok((n, t.contiguous()?)))
-        .collect::<Result<Vec<_>>>()?;
+    let tensors = tensors.into_iter().map(|(n, t)| Ok((n, t.contiguous()?))).collect::<Result<Vec<_>>>()?;
     Ok(safetensors::serialize(tensors, Some(metadata))?)
 }
 
@@ -102,8 +99,7 @@ pub fn save_model(path: &Path, model: &Cnn, recipe: &Recipe, epochs: usize, test
 }
 
 pub fn save_checkpoint(path: &Path, recipe: &Recipe, state: &TrainState) -> Result<()> {
-    let mut tensors: Vec<(String, Tensor)> =
-        state.model.named_tensors().map(|(n, t)| (n.to_owned(), t.clone())).collect();
+    let mut tensors: Vec<(String, Tensor)> = state.model.named_tensors().map(|(n, t)| (n.to_owned(), t.clone())).collect();
     for (i, (name, _)) in state.model.named_tensors().enumerate() {
         tensors.push((format!("adam.m.{name}"), state.adam.m[i].clone()));
         tensors.push((format!("adam.v.{name}"), state.adam.v[i].clone()));
@@ -123,13 +119,11 @@ pub fn save_checkpoint(path: &Path, recipe: &Recipe, state: &TrainState) -> Resu
 
 pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Checkpoint> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .with_context(|| format!("{} is not a safetensors file", path.display()))?;
+    let st =
+        safetensors::SafeTensors::deserialize(&bytes).with_context(|| format!("{} is not a safetensors file", path.display()))?;
     let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)?;
     let meta = header.metadata().clone().unwrap_or_default();
-    let field = |key: &str| {
-        meta.get(key).with_context(|| format!("{}: metadata has no `{key}`", path.display()))
-    };
+    let field = |key: &str| meta.get(key).with_context(|| format!("{}: metadata has no `{key}`", path.display()));
     if field("format")? != CHECKPOINT_FORMAT {
         bail!("{}: format `{}` is not {CHECKPOINT_FORMAT}", path.display(), field("format")?);
     }
@@ -156,7 +150,8 @@ pub fn load_checkpoint(path: &Path, device: &Device) -> Result<Checkpoint> {
             })
             .collect()
     };
-    let adam = Adam { config: AdamConfig::with_lr(recipe.lr), step: field("adam_step")?.parse()?, m: moments("m")?, v: moments("v")? };
+    let adam =
+        Adam { config: AdamConfig::with_lr(recipe.lr), step: field("adam_step")?.parse()?, m: moments("m")?, v: moments("v")? };
     let state = TrainState {
         epochs_done: field("epochs_done")?.parse()?,
         rng_word_pos: field("rng_word_pos")?.parse()?,

@@ -101,7 +101,9 @@ fn open_cuda() -> Result<Device> {
 
 #[cfg(not(feature = "cuda"))]
 fn open_cuda() -> Result<Device> {
-    bail!("--device cuda needs a build with the `cuda` feature (cargo run -p train --release --features cuda, or scripts/build-cuda)")
+    bail!(
+        "--device cuda needs a build with the `cuda` feature (cargo run -p train --release --features cuda, or scripts/build-cuda)"
+    )
 }
 
 /// The device to train on, and why it was chosen.
@@ -205,16 +207,15 @@ fn real_main() -> Result<()> {
         data.test.len()
     ));
 
-    let opts = RunOptions {
-        out_dir: out_dir.clone(),
-        device,
-        show_progress: !cli.quiet,
-        cuda_graph: cli.cuda_graph == Switch::On,
-    };
+    let opts =
+        RunOptions { out_dir: out_dir.clone(), device, show_progress: !cli.quiet, cuda_graph: cli.cuda_graph == Switch::On };
     let summary = run::run(&recipe, &data, resumed.map(|c| c.state), &opts)?;
     println!("{}", run::summary_table(&summary.history));
-    println!("wrote {}", ["model.safetensors", "checkpoint.safetensors", "metrics.json", "curves.png", "confusion.png", "samples.png"]
-        .map(|f| out_dir.join(f).display().to_string())
-        .join(", "));
+    println!(
+        "wrote {}",
+        ["model.safetensors", "checkpoint.safetensors", "metrics.json", "curves.png", "confusion.png", "samples.png"]
+            .map(|f| out_dir.join(f).display().to_string())
+            .join(", ")
+    );
     Ok(())
 }

@@ -66,14 +66,29 @@ pub const PRESETS: [&str; 4] = ["seed", "narrow", "wide", "strided"];
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Layer {
     /// Zero padding on every side.
-    Conv2d { in_channels: usize, out_channels: usize, kernel: usize, stride: usize, padding: usize },
+    Conv2d {
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        stride: usize,
+        padding: usize,
+    },
     Relu,
-    MaxPool2d { kernel: usize, stride: usize },
+    MaxPool2d {
+        kernel: usize,
+        stride: usize,
+    },
     /// Mean over the window (no padding, so every window is full).
-    AvgPool2d { kernel: usize, stride: usize },
+    AvgPool2d {
+        kernel: usize,
+        stride: usize,
+    },
     /// `[C, H, W]` -> `[C*H*W]`, CHW order.
     Flatten,
-    Dense { in_features: usize, out_features: usize },
+    Dense {
+        in_features: usize,
+        out_features: usize,
+    },
 }
 
 /// The shape of one image's activation.
@@ -151,7 +166,18 @@ impl Architecture {
     /// The classic MNIST CNN (see the module docs).
     pub fn seed() -> Architecture {
         use Layer::*;
-        let layers = vec![conv(1, 32, 5, 1, 0), Relu, MAXPOOL2, conv(32, 64, 5, 1, 0), Relu, MAXPOOL2, Flatten, dense(1024, 64), Relu, dense(64, 10)];
+        let layers = vec![
+            conv(1, 32, 5, 1, 0),
+            Relu,
+            MAXPOOL2,
+            conv(32, 64, 5, 1, 0),
+            Relu,
+            MAXPOOL2,
+            Flatten,
+            dense(1024, 64),
+            Relu,
+            dense(64, 10),
+        ];
         Architecture { name: SEED.to_owned(), layers }
     }
 
@@ -161,7 +187,18 @@ impl Architecture {
         let layers = match name {
             "seed" => return Ok(Architecture::seed()),
             // The seed's shape at a quarter of the channels: ~5k parameters, a 6 KB int8 file.
-            "narrow" => vec![conv(1, 8, 5, 1, 0), Relu, MAXPOOL2, conv(8, 16, 5, 1, 0), Relu, MAXPOOL2, Flatten, dense(256, 32), Relu, dense(32, 10)],
+            "narrow" => vec![
+                conv(1, 8, 5, 1, 0),
+                Relu,
+                MAXPOOL2,
+                conv(8, 16, 5, 1, 0),
+                Relu,
+                MAXPOOL2,
+                Flatten,
+                dense(256, 32),
+                Relu,
+                dense(32, 10),
+            ],
             // What the seed does not use: 3x3 kernels with padding 1, and an average pool.
             "wide" => vec![
                 conv(1, 16, 3, 1, 1),
@@ -314,7 +351,8 @@ impl Architecture {
 
     /// Parses [`Architecture::layers_json`] output and checks the layers chain.
     pub fn from_layers_json(name: &str, json: &str) -> anyhow::Result<Architecture> {
-        let layers: Vec<Layer> = serde_json::from_str(json).map_err(|e| anyhow::anyhow!("`layers` is not a valid layer list: {e}"))?;
+        let layers: Vec<Layer> =
+            serde_json::from_str(json).map_err(|e| anyhow::anyhow!("`layers` is not a valid layer list: {e}"))?;
         let arch = Architecture { name: name.to_owned(), layers };
         arch.shapes()?;
         Ok(arch)
@@ -411,7 +449,11 @@ impl Cnn {
                         && layers.get(i + 1) == Some(&Layer::Relu)
                         && layers.get(i + 2) == Some(&MAXPOOL2)
                         && fused_output_is_even(&x, w, padding)?;
-                    let x = if padding > 0 && stride == 1 { x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)? } else { x };
+                    let x = if padding > 0 && stride == 1 {
+                        x.pad_with_zeros(2, padding, padding)?.pad_with_zeros(3, padding, padding)?
+                    } else {
+                        x
+                    };
                     if fusable {
                         last = i + 2;
                         conv_block(&x, w, b)?
@@ -513,7 +555,10 @@ mod tests {
         assert_eq!(strided.shapes().unwrap()[2], ActShape::Chw(32, 7, 7));
         assert!(strided.describe().contains("conv1 3x3 1->16 pad 1 stride 2 + ReLU"));
         let narrow = Architecture::preset("narrow").unwrap();
-        assert_eq!(narrow.params().iter().map(|p| p.shape.iter().product::<usize>()).sum::<usize>(), 8 * 25 + 8 + 16 * 200 + 16 + 32 * 256 + 32 + 320 + 10);
+        assert_eq!(
+            narrow.params().iter().map(|p| p.shape.iter().product::<usize>()).sum::<usize>(),
+            8 * 25 + 8 + 16 * 200 + 16 + 32 * 256 + 32 + 320 + 10
+        );
     }
 
     #[test]
@@ -562,17 +607,21 @@ mod tests {
     #[test]
     fn from_tensors_names_what_is_wrong() {
         let model = Cnn::init(&mut ChaCha8Rng::seed_from_u64(0), &Device::Cpu).unwrap();
-        let tensors: std::collections::HashMap<_, _> =
-            model.named_tensors().map(|(n, t)| (n.to_owned(), t.clone())).collect();
+        let tensors: std::collections::HashMap<_, _> = model.named_tensors().map(|(n, t)| (n.to_owned(), t.clone())).collect();
         assert!(Cnn::from_tensors(|n| tensors.get(n).cloned()).is_ok());
         let err = Cnn::from_tensors(|n| if n == "fc1.bias" { None } else { tensors.get(n).cloned() });
         assert!(err.err().unwrap().to_string().contains("`fc1.bias` is missing"));
         let err = Cnn::from_tensors(|n| {
-            if n == "conv2.weight" { Some(Tensor::zeros((64, 32, 3, 3), DType::F32, &Device::Cpu).unwrap()) } else { tensors.get(n).cloned() }
+            if n == "conv2.weight" {
+                Some(Tensor::zeros((64, 32, 3, 3), DType::F32, &Device::Cpu).unwrap())
+            } else {
+                tensors.get(n).cloned()
+            }
         });
         assert!(err.err().unwrap().to_string().contains("`conv2.weight` has shape [64, 32, 3, 3]"));
         // The narrow preset's tensors do not make a seed network.
-        let narrow = Cnn::with_arch(&Architecture::preset("narrow").unwrap(), &mut ChaCha8Rng::seed_from_u64(0), &Device::Cpu).unwrap();
+        let narrow =
+            Cnn::with_arch(&Architecture::preset("narrow").unwrap(), &mut ChaCha8Rng::seed_from_u64(0), &Device::Cpu).unwrap();
         let small: std::collections::HashMap<_, _> = narrow.named_tensors().map(|(n, t)| (n.to_owned(), t.clone())).collect();
         assert!(Cnn::from_tensors(|n| small.get(n).cloned()).is_err());
         assert!(Cnn::from_tensors_for(&narrow.arch, |n| small.get(n).cloned()).is_ok());

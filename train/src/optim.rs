@@ -155,10 +155,7 @@ mod tests {
     fn matches_the_closed_form_first_step() {
         // After one step every coordinate moves by lr * sign(g) (up to eps).
         let p = Var::new(&[1.0f32, -2.0, 0.5], &Device::Cpu).unwrap();
-        let loss = (p.as_tensor() * &Tensor::new(&[3.0f32, -0.5, 0.0], &Device::Cpu).unwrap())
-            .unwrap()
-            .sum_all()
-            .unwrap();
+        let loss = (p.as_tensor() * &Tensor::new(&[3.0f32, -0.5, 0.0], &Device::Cpu).unwrap()).unwrap().sum_all().unwrap();
         let grads = loss.backward().unwrap();
         let mut adam = Adam::new(AdamConfig::with_lr(0.1), std::slice::from_ref(&p)).unwrap();
         adam.step(std::slice::from_ref(&p), &grads).unwrap();

@@ -8,8 +8,8 @@ use std::path::Path;
 use std::sync::Once;
 
 use anyhow::{Context, Result, anyhow};
-use plotters::prelude::*;
 use image::ImageEncoder;
+use plotters::prelude::*;
 use plotters::style::FontStyle;
 
 use crate::data::{CLASSES, DatasetKind, IMAGE_SIDE, Split};
@@ -40,7 +40,11 @@ pub fn write_all(out_dir: &Path, history: &[EpochMetrics], test: &Split, predict
 }
 
 /// Renders into memory, then writes the PNG atomically.
-fn render_png(path: &Path, (w, h): (u32, u32), draw: impl FnOnce(DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>) -> Result<()> {
+fn render_png(
+    path: &Path,
+    (w, h): (u32, u32),
+    draw: impl FnOnce(DrawingArea<BitMapBackend, plotters::coord::Shift>) -> Result<()>,
+) -> Result<()> {
     let mut rgb = vec![0u8; (w * h * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
@@ -96,7 +100,13 @@ fn curves(path: &Path, history: &[EpochMetrics]) -> Result<()> {
                     .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], color.stroke_width(2)));
                 chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(|x| e(&x))?;
             }
-            chart.configure_series_labels().border_style(BLACK).background_style(WHITE.mix(0.8)).label_font((FONT, 14)).draw().map_err(|x| e(&x))?;
+            chart
+                .configure_series_labels()
+                .border_style(BLACK)
+                .background_style(WHITE.mix(0.8))
+                .label_font((FONT, 14))
+                .draw()
+                .map_err(|x| e(&x))?;
         }
         Ok(())
     })
@@ -130,7 +140,11 @@ fn confusion(path: &Path, matrix: &[[u32; CLASSES]; CLASSES], kind: DatasetKind)
         let name_at = |v: f64, flip: bool| {
             let i = v.round() as i64;
             let i = if flip { CLASSES as i64 - 1 - i } else { i };
-            if (v - v.round()).abs() > 1e-6 || !(0..CLASSES as i64).contains(&i) { String::new() } else { names[i as usize].to_string() }
+            if (v - v.round()).abs() > 1e-6 || !(0..CLASSES as i64).contains(&i) {
+                String::new()
+            } else {
+                names[i as usize].to_string()
+            }
         };
         chart
             .configure_mesh()
@@ -178,7 +192,11 @@ fn samples(path: &Path, test: &Split, predictions: &[u8], kind: DatasetKind) -> 
     let size = (cell.0 * SAMPLE_GRID as u32, cell.1 * SAMPLE_GRID as u32 + 40);
     render_png(path, size, |root| {
         let e = plot_err(path);
-        let header = format!("{} misclassified test images (first {} shown)", predictions.iter().zip(&test.labels).filter(|(p, l)| p != l).count(), wrong.len());
+        let header = format!(
+            "{} misclassified test images (first {} shown)",
+            predictions.iter().zip(&test.labels).filter(|(p, l)| p != l).count(),
+            wrong.len()
+        );
         root.draw(&Text::new(header, (10, 10), (FONT, 18))).map_err(|x| e(&x))?;
         for (slot, &i) in wrong.iter().enumerate() {
             let (cx, cy) = ((slot % SAMPLE_GRID) as u32 * cell.0 + 8, (slot / SAMPLE_GRID) as u32 * cell.1 + 40);

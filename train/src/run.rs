@@ -128,11 +128,7 @@ pub fn evaluate(model: &Cnn, split: &Split, device: &Device) -> Result<Evaluatio
         predictions.extend(logits.argmax(D::Minus1)?.to_vec1::<u32>()?.into_iter().map(|p| p as u8));
     }
     let correct = predictions.iter().zip(&split.labels).filter(|(p, l)| p == l).count();
-    Ok(Evaluation {
-        loss: loss_sum / split.len() as f64,
-        accuracy: correct as f64 / split.len() as f64,
-        predictions,
-    })
+    Ok(Evaluation { loss: loss_sum / split.len() as f64, accuracy: correct as f64 / split.len() as f64, predictions })
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -189,18 +185,19 @@ impl Stepper {
             #[cfg(feature = "cuda")]
             Stepper::Cuda(runner) => {
                 let steps = order.len().div_ceil(batch_size);
-                let stats = runner.train_epoch(model, adam, images, labels, order, batch_size, PROGRESS_EVERY, |done, stats| {
-                    let seen = (done * batch_size).min(order.len());
-                    let mean = stats.loss_sum / seen as f64;
-                    if !mean.is_finite() {
-                        let checkpoint = checkpoint_path.display().to_string();
-                        return Err(NonFiniteLoss { epoch, step: done, value: mean, checkpoint }.into());
-                    }
-                    bar.set_position(seen as u64);
-                    let acc = stats.correct as f64 / seen as f64 * 100.0;
-                    bar.set_message(format!("step {done}/{steps}  loss {mean:.4}  acc {acc:.2}%"));
-                    Ok(())
-                })?;
+                let stats =
+                    runner.train_epoch(model, adam, images, labels, order, batch_size, PROGRESS_EVERY, |done, stats| {
+                        let seen = (done * batch_size).min(order.len());
+                        let mean = stats.loss_sum / seen as f64;
+                        if !mean.is_finite() {
+                            let checkpoint = checkpoint_path.display().to_string();
+                            return Err(NonFiniteLoss { epoch, step: done, value: mean, checkpoint }.into());
+                        }
+                        bar.set_position(seen as u64);
+                        let acc = stats.correct as f64 / seen as f64 * 100.0;
+                        bar.set_message(format!("step {done}/{steps}  loss {mean:.4}  acc {acc:.2}%"));
+                        Ok(())
+                    })?;
                 Ok((stats.loss_sum / order.len() as f64, stats.correct as f64 / order.len() as f64))
             }
         }
@@ -261,11 +258,9 @@ fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> Progress
     }
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {human_pos}/{human_len} images  {msg}  {per_sec}  ETA {eta}",
-        )
-        .expect("static template")
-        .progress_chars("=> "),
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {human_pos}/{human_len} images  {msg}  {per_sec}  ETA {eta}")
+            .expect("static template")
+            .progress_chars("=> "),
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
@@ -294,11 +289,7 @@ pub fn run(recipe: &Recipe, data: &Dataset, resume_from: Option<TrainState>, opt
     let mut state = match resume_from {
         Some(state) => {
             if state.model.arch != recipe.architecture()? {
-                bail!(
-                    "the state to resume is a `{}` network, the recipe asks for `{}`",
-                    state.model.arch.name,
-                    recipe.arch
-                );
+                bail!("the state to resume is a `{}` network, the recipe asks for `{}`", state.model.arch.name, recipe.arch);
             }
             rng.set_word_pos(state.rng_word_pos);
             state

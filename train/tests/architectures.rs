@@ -62,7 +62,10 @@ fn model_and_checkpoint_metadata_hold_the_layer_list_and_round_trip() {
     assert_eq!(ckpt.recipe.arch, "wide");
     assert_eq!(ckpt.state.model.arch, wide);
     let names: Vec<&str> = ckpt.state.model.named_tensors().map(|(n, _)| n).collect();
-    assert_eq!(names, ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]);
+    assert_eq!(
+        names,
+        ["conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"]
+    );
     assert_eq!(ckpt.state.model.vars[4].dims(), &[128, 1568]);
 
     // Files from before layer lists (no `layers`, the seed's line) read as the seed.

@@ -20,7 +20,20 @@ fn help_explains_every_flag() {
     let out = train(&["--help"]);
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
-    for flag in ["--data-dir", "--arch", "--dataset", "--epochs", "--batch-size", "--lr", "--seed", "--limit", "--device", "--out", "--resume", "--download"] {
+    for flag in [
+        "--data-dir",
+        "--arch",
+        "--dataset",
+        "--epochs",
+        "--batch-size",
+        "--lr",
+        "--seed",
+        "--limit",
+        "--device",
+        "--out",
+        "--resume",
+        "--download",
+    ] {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }
     assert!(help.contains("fashion-mnist") && help.contains("artifacts/mnist"));

@@ -109,7 +109,8 @@ fn the_adam_kernel_is_bit_identical_to_the_cpu_update() {
         let scalars = AdamScalars::from_config(&config);
         adam_update(&dev, &g, &dev_adam.m[0], &dev_adam.v[0], &table, &upload(&[s as u32]), &scalars).unwrap();
     }
-    let bits = |t: &Tensor| t.to_device(&Device::Cpu).unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    let bits =
+        |t: &Tensor| t.to_device(&Device::Cpu).unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(dev.as_tensor()), bits(cpu.as_tensor()), "parameters");
     assert_eq!(bits(&dev_adam.m[0]), bits(&cpu_adam.m[0]), "first moments");
     assert_eq!(bits(&dev_adam.v[0]), bits(&cpu_adam.v[0]), "second moments");
@@ -139,7 +140,12 @@ fn the_gpu_conv_block_matches_the_cpu_fused_op_in_values_and_gradients() {
         vec![flat(&y), flat(grads.get(&xv).unwrap()), flat(grads.get(&wv).unwrap()), flat(grads.get(&bv).unwrap())]
     };
     let (cpu, gpu) = (run(&Device::Cpu), run(&gpu()));
-    for (what, c, g) in [("output", &cpu[0], &gpu[0]), ("input gradient", &cpu[1], &gpu[1]), ("weight gradient", &cpu[2], &gpu[2]), ("bias gradient", &cpu[3], &gpu[3])] {
+    for (what, c, g) in [
+        ("output", &cpu[0], &gpu[0]),
+        ("input gradient", &cpu[1], &gpu[1]),
+        ("weight gradient", &cpu[2], &gpu[2]),
+        ("bias gradient", &cpu[3], &gpu[3]),
+    ] {
         assert_eq!(c.len(), g.len(), "{what}");
         let worst = c.iter().zip(g).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
         assert!(worst < 1e-4, "{what} differs by up to {worst}");
@@ -165,7 +171,13 @@ fn replaying_the_captured_step_gives_the_eager_result() {
     let (eager, eager_weights) = train_on_gpu(&recipe, &ds, false);
     let (graph, graph_weights) = train_on_gpu(&recipe, &ds, true);
     for (e, g) in eager.iter().zip(&graph) {
-        assert!((e.train_loss - g.train_loss).abs() < 1e-5, "epoch {}: train loss {} eager vs {} graph", e.epoch, e.train_loss, g.train_loss);
+        assert!(
+            (e.train_loss - g.train_loss).abs() < 1e-5,
+            "epoch {}: train loss {} eager vs {} graph",
+            e.epoch,
+            e.train_loss,
+            g.train_loss
+        );
         assert_eq!(e.train_accuracy, g.train_accuracy, "epoch {}", e.epoch);
     }
     eprintln!("graph replay weights bit-identical to eager: {}", eager_weights == graph_weights);
@@ -179,7 +191,10 @@ fn training_on_the_gpu_learns_like_the_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let cpu_history = run::run(&recipe, &ds, None, &RunOptions::new(dir.path(), Device::Cpu)).unwrap().history;
     let (g, c) = (&gpu_history[0], &cpu_history[0]);
-    eprintln!("6400 images, 1 epoch: GPU loss {:.4} test {:.4}; CPU loss {:.4} test {:.4}", g.train_loss, g.test_accuracy, c.train_loss, c.test_accuracy);
+    eprintln!(
+        "6400 images, 1 epoch: GPU loss {:.4} test {:.4}; CPU loss {:.4} test {:.4}",
+        g.train_loss, g.test_accuracy, c.train_loss, c.test_accuracy
+    );
     assert!(g.test_accuracy > 0.9, "6400 images for one epoch on the GPU reached only {}", g.test_accuracy);
     // Same initial weights and order, same gradient semantics: only rounding differs.
     assert!((g.train_loss - c.train_loss).abs() < 0.01 * c.train_loss, "train loss GPU {} vs CPU {}", g.train_loss, c.train_loss);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::thread;
 
-use train::data::{self, download, DatasetKind};
+use train::data::{self, DatasetKind, download};
 
 fn shared_mnist() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/mnist");
@@ -49,9 +49,7 @@ fn downloads_verifies_and_loads_falling_back_past_a_dead_mirror() {
     let empty = serve(Vec::new());
     let out = tempfile::tempdir().unwrap();
     let mut log = Vec::new();
-    let written =
-        download::download(DatasetKind::Mnist, out.path(), &[empty.clone(), good], |l| log.push(l.to_owned()))
-            .unwrap();
+    let written = download::download(DatasetKind::Mnist, out.path(), &[empty.clone(), good], |l| log.push(l.to_owned())).unwrap();
     assert_eq!(written.len(), 4);
     assert!(log.iter().any(|l| l.contains("404")), "the dead mirror's failure is reported: {log:?}");
     let ds = data::load(out.path(), DatasetKind::Mnist).unwrap();

@@ -56,8 +56,7 @@ fn a_small_subset_run_clearly_beats_chance_and_writes_every_file() {
     for f in [MODEL_FILE, CHECKPOINT_FILE, "metrics.json", "curves.png", "confusion.png", "samples.png"] {
         assert!(dir.path().join(f).is_file(), "{f} missing");
     }
-    let metrics: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.path().join("metrics.json")).unwrap()).unwrap();
+    let metrics: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("metrics.json")).unwrap()).unwrap();
     assert_eq!(metrics["epochs"][0]["test_accuracy"].as_f64().unwrap(), acc);
     assert!(metrics["epochs"][0]["peak_rss_bytes"].as_u64().unwrap() > 0);
 
@@ -90,8 +89,7 @@ fn two_epochs_equal_one_plus_one_resumed_bit_for_bit() {
     let tensors = |dir: &Path| {
         let bytes = std::fs::read(dir.join(CHECKPOINT_FILE)).unwrap();
         let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut all: Vec<(String, Vec<u8>)> =
-            st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+        let mut all: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
         all.sort();
         all
     };

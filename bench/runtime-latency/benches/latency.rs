@@ -21,8 +21,7 @@ use std::path::PathBuf;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use runtime_latency::{
-    Config, INT8_FILE, Mobile, ONNX_F32_FILE, ONNX_INT8_FILE, Tract, mobile_id, predictions,
-    read_model, test_images, tract_files,
+    Config, INT8_FILE, Mobile, ONNX_F32_FILE, ONNX_INT8_FILE, Tract, mobile_id, predictions, read_model, test_images, tract_files,
 };
 use runtime_mobile::kernels;
 
@@ -32,9 +31,8 @@ const MIN_AGREEMENT: f64 = 0.97;
 /// criterion's output folder: `$CARGO_TARGET_DIR/criterion` (cargo runs benches from the package
 /// folder, and the target folder is `../../target` unless overridden).
 fn criterion_dir() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| runtime_latency::repo_root().join("target"));
+    let target =
+        std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| runtime_latency::repo_root().join("target"));
     target.join("criterion")
 }
 
@@ -53,16 +51,8 @@ fn latency(c: &mut Criterion) {
     let mut check = Vec::new();
     for (id, p) in &preds {
         let agree = p.iter().zip(&reference).filter(|(a, b)| a == b).count();
-        let correct = p
-            .iter()
-            .zip(&labels)
-            .filter(|(a, b)| **a == **b as usize)
-            .count();
-        eprintln!(
-            "check {id}: agrees with {} on {agree}/{n}, matches the labels on {correct}/{n}",
-            preds[0].0,
-            n = images.len()
-        );
+        let correct = p.iter().zip(&labels).filter(|(a, b)| **a == **b as usize).count();
+        eprintln!("check {id}: agrees with {} on {agree}/{n}, matches the labels on {correct}/{n}", preds[0].0, n = images.len());
         assert!(
             agree as f64 >= MIN_AGREEMENT * images.len() as f64,
             "{id} agrees with {} on only {agree}/{} images: not the same network",
@@ -81,9 +71,7 @@ fn latency(c: &mut Criterion) {
         dir.join("check.json"),
         format!(
             "{{\"model_dir\": {:?}, \"reference\": \"{}\", \"engines\": [{}]}}\n",
-            cfg.model_dir
-                .canonicalize()
-                .unwrap_or(cfg.model_dir.clone()),
+            cfg.model_dir.canonicalize().unwrap_or(cfg.model_dir.clone()),
             preds[0].0,
             check.join(", ")
         ),

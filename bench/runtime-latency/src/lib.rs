@@ -37,11 +37,7 @@ pub fn repo_root() -> PathBuf {
 
 fn env_path(var: &str, default: &str) -> PathBuf {
     let p = PathBuf::from(std::env::var_os(var).unwrap_or_else(|| default.into()));
-    if p.is_absolute() {
-        p
-    } else {
-        repo_root().join(p)
-    }
+    if p.is_absolute() { p } else { repo_root().join(p) }
 }
 
 pub struct Config {
@@ -53,9 +49,7 @@ pub struct Config {
 impl Config {
     pub fn from_env() -> Result<Config> {
         let images = match std::env::var("RUNTIME_LATENCY_IMAGES") {
-            Ok(v) => v
-                .parse()
-                .with_context(|| format!("RUNTIME_LATENCY_IMAGES={v:?}"))?,
+            Ok(v) => v.parse().with_context(|| format!("RUNTIME_LATENCY_IMAGES={v:?}"))?,
             Err(_) => DEFAULT_IMAGES,
         };
         ensure!(images > 0, "RUNTIME_LATENCY_IMAGES must be at least 1");
@@ -74,9 +68,7 @@ impl Config {
 fn read_gz(path: &Path) -> Result<Vec<u8>> {
     let file = std::fs::File::open(path).with_context(|| format!("open {}", path.display()))?;
     let mut bytes = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("gunzip {}", path.display()))?;
+    flate2::read::GzDecoder::new(file).read_to_end(&mut bytes).with_context(|| format!("gunzip {}", path.display()))?;
     Ok(bytes)
 }
 
@@ -88,35 +80,18 @@ fn be_u32(b: &[u8], i: usize) -> usize {
 pub fn test_images(data_dir: &Path, n: usize) -> Result<(Vec<[u8; OUT_PIXELS]>, Vec<u8>)> {
     let images = read_gz(&data_dir.join("t10k-images-idx3-ubyte.gz"))?;
     let labels = read_gz(&data_dir.join("t10k-labels-idx1-ubyte.gz"))?;
-    ensure!(
-        images.len() >= 16 && be_u32(&images, 0) == 0x803,
-        "not an IDX3 image file"
-    );
-    ensure!(
-        labels.len() >= 8 && be_u32(&labels, 0) == 0x801,
-        "not an IDX1 label file"
-    );
+    ensure!(images.len() >= 16 && be_u32(&images, 0) == 0x803, "not an IDX3 image file");
+    ensure!(labels.len() >= 8 && be_u32(&labels, 0) == 0x801, "not an IDX1 label file");
     let (count, rows, cols) = (be_u32(&images, 1), be_u32(&images, 2), be_u32(&images, 3));
-    ensure!(
-        rows * cols == OUT_PIXELS,
-        "images are {rows}x{cols}, not 28x28"
-    );
-    ensure!(
-        n <= count && n <= be_u32(&labels, 1),
-        "asked for {n} images, the files hold {count}"
-    );
+    ensure!(rows * cols == OUT_PIXELS, "images are {rows}x{cols}, not 28x28");
+    ensure!(n <= count && n <= be_u32(&labels, 1), "asked for {n} images, the files hold {count}");
     let pixels = &images[16..16 + n * OUT_PIXELS];
-    let out = pixels
-        .chunks_exact(OUT_PIXELS)
-        .map(|c| c.try_into().unwrap())
-        .collect();
+    let out = pixels.chunks_exact(OUT_PIXELS).map(|c| c.try_into().unwrap()).collect();
     Ok((out, labels[8..8 + n].to_vec()))
 }
 
 fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
+    v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
 /// runtime-mobile on one parsed model. Each [`MobileSession`] call quantizes the 0..255 pixels
@@ -131,12 +106,8 @@ pub struct Mobile<'a> {
 impl<'a> Mobile<'a> {
     pub fn new(file: &'a [u8]) -> Result<Mobile<'a>> {
         let model = Model::parse(file).map_err(|e| anyhow::anyhow!("runtime-mobile: {e:?}"))?;
-        ensure!(
-            model.input_shape() == Shape::Chw(1, 28, 28),
-            "not an MNIST-shaped model"
-        );
-        let quantizer = InputQuantizer::new(model.input_quant())
-            .map_err(|e| anyhow::anyhow!("input quantization: {e:?}"))?;
+        ensure!(model.input_shape() == Shape::Chw(1, 28, 28), "not an MNIST-shaped model");
+        let quantizer = InputQuantizer::new(model.input_quant()).map_err(|e| anyhow::anyhow!("input quantization: {e:?}"))?;
         Ok(Mobile { model, quantizer })
     }
 
@@ -146,10 +117,7 @@ impl<'a> Mobile<'a> {
     }
 
     pub fn session<'s>(&'s self, kernels: &'s Kernels, arena: &'s mut [u8]) -> Result<MobileSession<'s, 'a>> {
-        let session = self
-            .model
-            .session(kernels, arena)
-            .map_err(|e| anyhow::anyhow!("runtime-mobile session: {e:?}"))?;
+        let session = self.model.session(kernels, arena).map_err(|e| anyhow::anyhow!("runtime-mobile session: {e:?}"))?;
         Ok(MobileSession { session, quantizer: &self.quantizer, input: [0; OUT_PIXELS] })
     }
 }
@@ -181,9 +149,7 @@ impl Tract {
     pub fn new(path: &Path, images: &[[u8; OUT_PIXELS]]) -> Result<Tract> {
         // The default is already single-threaded; set it so that a future default cannot change
         // what this measures.
-        tract_onnx::prelude::multithread::set_default_executor(
-            tract_onnx::prelude::multithread::Executor::SingleThread,
-        );
+        tract_onnx::prelude::multithread::set_default_executor(tract_onnx::prelude::multithread::Executor::SingleThread);
         let plan = tract_onnx::onnx()
             .model_for_path(path)
             .with_context(|| format!("tract: load {}", path.display()))?
@@ -203,10 +169,7 @@ impl Tract {
 
     #[inline]
     pub fn classify(&mut self, image: usize) -> usize {
-        let out = self
-            .state
-            .run(tvec!(self.inputs[image].clone()))
-            .expect("tract run");
+        let out = self.state.run(tvec!(self.inputs[image].clone())).expect("tract run");
         let logits = out[0].to_plain_array_view::<f32>().expect("f32 output");
         argmax(logits.as_slice().expect("contiguous output"))
     }
@@ -225,17 +188,11 @@ pub fn predictions(
     for k in tables {
         let mut arena = mobile.arena();
         let mut session = mobile.session(k, &mut arena)?;
-        out.push((
-            mobile_id(k),
-            images.iter().map(|img| session.classify(img)).collect(),
-        ));
+        out.push((mobile_id(k), images.iter().map(|img| session.classify(img)).collect()));
     }
     for (id, file) in tract_files(cfg) {
         let mut t = Tract::new(&cfg.model(file), images)?;
-        out.push((
-            id.to_owned(),
-            (0..images.len()).map(|i| t.classify(i)).collect(),
-        ));
+        out.push((id.to_owned(), (0..images.len()).map(|i| t.classify(i)).collect()));
     }
     Ok(out)
 }

@@ -40,7 +40,13 @@ pub fn build(cnn: &Cnn, labels: &[String]) -> Result<ModelProto> {
             Layer::MaxPool2d { kernel, stride } | Layer::AvgPool2d { kernel, stride } => {
                 pools += 1;
                 let op = if matches!(layer, Layer::MaxPool2d { .. }) { "MaxPool" } else { "AveragePool" };
-                (op, format!("pool{pools}"), format!("pool{pools}.out"), window_attrs([kernel, kernel], [stride, stride], [0, 0]), None)
+                (
+                    op,
+                    format!("pool{pools}"),
+                    format!("pool{pools}.out"),
+                    window_attrs([kernel, kernel], [stride, stride], [0, 0]),
+                    None,
+                )
             }
             Layer::Flatten => {
                 flattens += 1;

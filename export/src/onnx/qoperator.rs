@@ -31,9 +31,7 @@ use anyhow::{Result, bail, ensure};
 use runtime_mobile::{Activation, Op, Quant, Shape};
 use tract_onnx::pb::{GraphProto, ModelProto, TensorProto, tensor_proto::DataType};
 
-use super::{
-    Dim, INPUT, OUTPUT, attr_int, model, node, tensor_f32, tensor_i8, tensor_i32, tensor_u8, value_info, window_attrs,
-};
+use super::{Dim, INPUT, OUTPUT, attr_int, model, node, tensor_f32, tensor_i8, tensor_i32, tensor_u8, value_info, window_attrs};
 use crate::quantize::QuantizedModel;
 
 /// The uint8 zero point of an activation quantized with the int8 zero point `zp`: `q_u8 = q + 128`
@@ -71,13 +69,14 @@ pub fn build(q: &QuantizedModel, labels: &[String]) -> Result<ModelProto> {
         let out = format!("layers.{i}.out");
         match (layer.spec.op, &layer.params) {
             (Op::Conv2d { activation, output, .. } | Op::Dense { activation, output, .. }, Some(p)) => {
-                ensure!(
-                    p.input == quant,
-                    "layer {i}: its parameters were quantized for another input quantization"
-                );
+                ensure!(p.input == quant, "layer {i}: its parameters were quantized for another input quantization");
                 if activation == Activation::Relu {
                     // Without a ReLU node, the range's floor (int8 -128, uint8 0) must be real zero.
-                    ensure!(output.zero_point == -128, "layer {i}: fused ReLU needs output zero point -128, got {}", output.zero_point);
+                    ensure!(
+                        output.zero_point == -128,
+                        "layer {i}: fused ReLU needs output zero point -128, got {}",
+                        output.zero_point
+                    );
                 }
                 let n_out = p.bias.len();
                 let (kernel, stride, padding, w_dims) = match layer.spec.op {
@@ -85,7 +84,10 @@ pub fn build(q: &QuantizedModel, labels: &[String]) -> Result<ModelProto> {
                         (kernel, stride, padding, vec![n_out, in_channels, kernel[0], kernel[1]])
                     }
                     _ => {
-                        ensure!(p.weight.len() == n_out * c * h * w, "layer {i}: dense weight does not match its [{c},{h},{w}] input");
+                        ensure!(
+                            p.weight.len() == n_out * c * h * w,
+                            "layer {i}: dense weight does not match its [{c},{h},{w}] input"
+                        );
                         ([h, w], [1, 1], [0, 0], vec![n_out, c, h, w])
                     }
                 };
@@ -107,7 +109,13 @@ pub fn build(q: &QuantizedModel, labels: &[String]) -> Result<ModelProto> {
                     &yz,
                     &bn,
                 ];
-                graph.node.push(node("QLinearConv", &format!("layers.{i}"), &inputs, &[&out], window_attrs(kernel, stride, padding)));
+                graph.node.push(node(
+                    "QLinearConv",
+                    &format!("layers.{i}"),
+                    &inputs,
+                    &[&out],
+                    window_attrs(kernel, stride, padding),
+                ));
                 let oh = (h + 2 * padding[0] - kernel[0]) / stride[0] + 1;
                 let ow = (w + 2 * padding[1] - kernel[1]) / stride[1] + 1;
                 (c, h, w) = (n_out, oh, ow);

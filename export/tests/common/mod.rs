@@ -81,7 +81,5 @@ pub fn tract_logits(path: &Path, pixels: &[u8]) -> Vec<f32> {
 
 /// The index of each row's maximum (the first on ties), for `[n * 10]` logits.
 pub fn argmax_rows(v: &[f32]) -> Vec<u8> {
-    v.chunks(10)
-        .map(|r| r.iter().enumerate().fold(0, |best, (i, &x)| if x > r[best] { i } else { best }) as u8)
-        .collect()
+    v.chunks(10).map(|r| r.iter().enumerate().fold(0, |best, (i, &x)| if x > r[best] { i } else { best }) as u8).collect()
 }

@@ -33,12 +33,7 @@ static AVX512_VNNI: Kernels = Kernels {
 };
 
 /// The AVX-512 VNNI table; compiled only when the target guarantees its features.
-#[cfg(all(
-    target_feature = "avx2",
-    target_feature = "avx512f",
-    target_feature = "avx512bw",
-    target_feature = "avx512vnni"
-))]
+#[cfg(all(target_feature = "avx2", target_feature = "avx512f", target_feature = "avx512bw", target_feature = "avx512vnni"))]
 pub fn avx512_vnni() -> &'static Kernels {
     &AVX512_VNNI
 }
@@ -160,11 +155,7 @@ unsafe fn gemm_vnni<const MAX: bool>(wp: &[i8], src: &Patches<'_>, bias: &[i32],
     }
     let ocp = if MAX { out.len() } else { out.len() / n };
     let kp = src.rows.checked_mul(src.seg);
-    if ocp % PACK_OC != 0
-        || !src.in_bounds()
-        || kp.and_then(|k| k.checked_mul(ocp)) != Some(wp.len())
-        || bias.len() < ocp
-    {
+    if ocp % PACK_OC != 0 || !src.in_bounds() || kp.and_then(|k| k.checked_mul(ocp)) != Some(wp.len()) || bias.len() < ocp {
         return fallback(out);
     }
     let mut i = 0;

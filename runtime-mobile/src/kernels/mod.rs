@@ -28,11 +28,7 @@ pub mod x86;
 #[cfg(all(target_arch = "x86_64", target_endian = "little"))]
 pub mod avx512;
 
-#[cfg(all(
-    target_arch = "aarch64",
-    target_endian = "little",
-    target_feature = "neon"
-))]
+#[cfg(all(target_arch = "aarch64", target_endian = "little", target_feature = "neon"))]
 pub mod neon;
 
 /// A set of kernel implementations.
@@ -139,11 +135,8 @@ impl Patches<'_> {
     /// Whether every patch lies inside `xu` and `seg` is a multiple of 4 (what SIMD kernels
     /// check before reading without bounds checks).
     pub fn in_bounds(&self) -> bool {
-        let Some(span) = self
-            .rows
-            .checked_sub(1)
-            .and_then(|r| r.checked_mul(self.row_stride))
-            .and_then(|v| v.checked_add(self.seg))
+        let Some(span) =
+            self.rows.checked_sub(1).and_then(|r| r.checked_mul(self.row_stride)).and_then(|v| v.checked_add(self.seg))
         else {
             return self.rows == 0;
         };
@@ -170,11 +163,7 @@ pub fn compile_time_best() -> &'static Kernels {
         target_arch = "x86_64",
         target_endian = "little",
         target_feature = "avx2",
-        not(all(
-            target_feature = "avx512f",
-            target_feature = "avx512bw",
-            target_feature = "avx512vnni"
-        )),
+        not(all(target_feature = "avx512f", target_feature = "avx512bw", target_feature = "avx512vnni")),
         not(miri)
     ))]
     {
@@ -235,19 +224,13 @@ pub fn detect() -> &'static Kernels {
 #[cfg(feature = "std")]
 pub fn available() -> [Option<&'static Kernels>; 4] {
     #[allow(unused_mut)]
-    let mut out: [Option<&'static Kernels>; 4] =
-        [Some(&scalar::KERNELS), Some(&scalar::KERNELS_PACKED), None, None];
+    let mut out: [Option<&'static Kernels>; 4] = [Some(&scalar::KERNELS), Some(&scalar::KERNELS_PACKED), None, None];
     #[cfg(all(target_arch = "x86_64", target_endian = "little", not(miri)))]
     {
         out[2] = x86::detect_avx2();
         out[3] = avx512::detect_avx512_vnni();
     }
-    #[cfg(all(
-        target_arch = "aarch64",
-        target_endian = "little",
-        target_feature = "neon",
-        not(miri)
-    ))]
+    #[cfg(all(target_arch = "aarch64", target_endian = "little", target_feature = "neon", not(miri)))]
     {
         out[2] = Some(neon::neon());
         out[3] = neon::detect_dotprod();

@@ -72,11 +72,7 @@ pub unsafe fn neon_dotprod_unchecked() -> &'static Kernels {
 /// The SDOT table if the running CPU has the dot-product extension.
 #[cfg(feature = "std")]
 pub fn detect_dotprod() -> Option<&'static Kernels> {
-    if std::arch::is_aarch64_feature_detected!("dotprod") {
-        Some(&NEON_DOTPROD)
-    } else {
-        None
-    }
+    if std::arch::is_aarch64_feature_detected!("dotprod") { Some(&NEON_DOTPROD) } else { None }
 }
 
 /// One step of a row's dot product: `acc += x . w` over 16 bytes.
@@ -184,12 +180,8 @@ unsafe fn matvec<S: Step>(w: &[i8], x: &[i8], out: &mut [i32]) {
     let k16 = k - k % 16;
     // Tail: the last 16 bytes of `x`, the first `16 - k % 16` of them (already counted) zeroed.
     // SAFETY: k >= 16, so x[k - 16..k] is in bounds; TAIL_MASK[rem..rem + 16] with rem < 16.
-    let xt = (k16 < k).then(|| unsafe {
-        vandq_s8(
-            vld1q_s8(x.as_ptr().add(k - 16)),
-            vld1q_s8(super::TAIL_MASK.as_ptr().add(k - k16)),
-        )
-    });
+    let xt = (k16 < k)
+        .then(|| unsafe { vandq_s8(vld1q_s8(x.as_ptr().add(k - 16)), vld1q_s8(super::TAIL_MASK.as_ptr().add(k - k16))) });
     let mut r = 0;
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 exist and `w.len() == rows * k`; S's feature per our contract.

@@ -121,13 +121,7 @@ pub fn requantize_rows(acc: &mut [i32], stride: usize, channels: usize, q: &Requ
 }
 
 /// [`Kernels::requantize_rows`] by calls of a `requantize_i32` implementation, row by row.
-pub(crate) fn rows_with(
-    f: fn(&mut [i32], &Requant<'_>),
-    acc: &mut [i32],
-    stride: usize,
-    channels: usize,
-    q: &Requant<'_>,
-) {
+pub(crate) fn rows_with(f: fn(&mut [i32], &Requant<'_>), acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>) {
     if stride < channels || stride == 0 {
         return;
     }
@@ -140,13 +134,7 @@ pub(crate) fn rows_with(
 /// See [`Kernels::requantize_i32`].
 pub fn requantize_i32(acc: &mut [i32], q: &Requant<'_>) {
     for (o, a) in acc.iter_mut().enumerate() {
-        *a = requantize(
-            *a,
-            le_i32(q.multiplier, o),
-            le_i32(q.shift, o),
-            q.zp_out,
-            q.lo,
-        ) as i32;
+        *a = requantize(*a, le_i32(q.multiplier, o), le_i32(q.shift, o), q.zp_out, q.lo) as i32;
     }
 }
 

@@ -51,11 +51,7 @@ pub unsafe fn avx2_unchecked() -> &'static Kernels {
 /// The AVX2 table if the running CPU supports AVX2.
 #[cfg(feature = "std")]
 pub fn detect_avx2() -> Option<&'static Kernels> {
-    if std::is_x86_feature_detected!("avx2") {
-        Some(&AVX2)
-    } else {
-        None
-    }
+    if std::is_x86_feature_detected!("avx2") { Some(&AVX2) } else { None }
 }
 
 fn matvec_i8(w: &[i8], x: &[i8], out: &mut [i32]) {
@@ -108,22 +104,14 @@ unsafe fn row_sums_avx2(w: &[i8], k_len: usize, out: &mut [i32]) {
         while kk < k32 {
             // SAFETY: kk + 32 <= k32 <= row.len().
             let v = unsafe { _mm256_loadu_si256(row.as_ptr().add(kk).cast()) };
-            acc = _mm256_add_epi64(
-                acc,
-                _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256()),
-            );
+            acc = _mm256_add_epi64(acc, _mm256_sad_epu8(_mm256_xor_si256(v, flip), _mm256_setzero_si256()));
             kk += 32;
         }
-        let s = _mm_add_epi64(
-            _mm256_castsi256_si128(acc),
-            _mm256_extracti128_si256::<1>(acc),
-        );
+        let s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256::<1>(acc));
         let s = _mm_add_epi64(s, _mm_unpackhi_epi64(s, s));
         // Sums of u8 fit easily in i64; only the low 32 bits matter (wrapping).
         let biased = (_mm_cvtsi128_si64(s) as i32).wrapping_sub((k32 as i32).wrapping_mul(128));
-        let tail = row[k32..]
-            .iter()
-            .fold(0i32, |a, &v| a.wrapping_add(v as i32));
+        let tail = row[k32..].iter().fold(0i32, |a, &v| a.wrapping_add(v as i32));
         *o = biased.wrapping_add(tail);
     }
 }
@@ -147,11 +135,7 @@ unsafe fn requant_avx2(acc: &mut [i32], q: &Requant<'_>) {
     let n8 = n - n % 8;
     let one = _mm256_set1_epi32(1);
     let nudge = _mm256_set1_epi64x(1 << 30);
-    let (zp, lo, hi) = (
-        _mm256_set1_epi32(q.zp_out),
-        _mm256_set1_epi32(q.lo),
-        _mm256_set1_epi32(127),
-    );
+    let (zp, lo, hi) = (_mm256_set1_epi32(q.zp_out), _mm256_set1_epi32(q.lo), _mm256_set1_epi32(127));
     let mut i = 0;
     while i < n8 {
         // SAFETY: i + 8 <= n8 <= n: inside `acc`, and inside `multiplier`/`shift`, which hold at
@@ -163,14 +147,8 @@ unsafe fn requant_avx2(acc: &mut [i32], q: &Requant<'_>) {
                 _mm256_loadu_si256(q.shift.as_ptr().add(4 * i).cast()),
             )
         };
-        let s = _mm256_max_epi32(
-            _mm256_min_epi32(s, _mm256_set1_epi32(31)),
-            _mm256_set1_epi32(-31),
-        );
-        let left = _mm256_max_epi32(
-            _mm256_sub_epi32(_mm256_setzero_si256(), s),
-            _mm256_setzero_si256(),
-        );
+        let s = _mm256_max_epi32(_mm256_min_epi32(s, _mm256_set1_epi32(31)), _mm256_set1_epi32(-31));
+        let left = _mm256_max_epi32(_mm256_sub_epi32(_mm256_setzero_si256(), s), _mm256_setzero_si256());
         let right = _mm256_max_epi32(s, _mm256_setzero_si256());
         // x = clamp(a * 2^left): the shift is exact iff shifting back restores `a`.
         let shl = _mm256_sllv_epi32(a, left);
@@ -180,14 +158,8 @@ unsafe fn requant_avx2(acc: &mut [i32], q: &Requant<'_>) {
         // y = (x * M + 2^30) >> 31; the result fits i32, so the low 32 bits of a logical shift
         // of the (exact) i64 are right. Even lanes shift down by 31, odd lanes up by 1.
         let pe = _mm256_add_epi64(_mm256_mul_epi32(x, m), nudge);
-        let po = _mm256_add_epi64(
-            _mm256_mul_epi32(_mm256_srli_epi64::<32>(x), _mm256_srli_epi64::<32>(m)),
-            nudge,
-        );
-        let y = _mm256_blend_epi32::<0b1010_1010>(
-            _mm256_srli_epi64::<31>(pe),
-            _mm256_slli_epi64::<1>(po),
-        );
+        let po = _mm256_add_epi64(_mm256_mul_epi32(_mm256_srli_epi64::<32>(x), _mm256_srli_epi64::<32>(m)), nudge);
+        let y = _mm256_blend_epi32::<0b1010_1010>(_mm256_srli_epi64::<31>(pe), _mm256_slli_epi64::<1>(po));
         // The reference saturates i32::MIN * i32::MIN (only reachable with an invalid M).
         let min = _mm256_set1_epi32(i32::MIN);
         let both_min = _mm256_and_si256(_mm256_cmpeq_epi32(x, min), _mm256_cmpeq_epi32(m, min));
@@ -199,10 +171,7 @@ unsafe fn requant_avx2(acc: &mut [i32], q: &Requant<'_>) {
         let z = _mm256_sub_epi32(_mm256_srav_epi32(y, right), _mm256_cmpgt_epi32(rem, thr));
         // clamp(zp + z, lo, 127); pre-clamping z to +-512 keeps the add exact and changes
         // nothing after the final clamp (zp and lo are in [-128, 127]).
-        let z = _mm256_max_epi32(
-            _mm256_min_epi32(z, _mm256_set1_epi32(512)),
-            _mm256_set1_epi32(-512),
-        );
+        let z = _mm256_max_epi32(_mm256_min_epi32(z, _mm256_set1_epi32(512)), _mm256_set1_epi32(-512));
         let r = _mm256_max_epi32(_mm256_min_epi32(_mm256_add_epi32(z, zp), hi), lo);
         // SAFETY: as for the loads.
         unsafe { _mm256_storeu_si256(acc.as_mut_ptr().add(i).cast(), r) };
@@ -211,10 +180,7 @@ unsafe fn requant_avx2(acc: &mut [i32], q: &Requant<'_>) {
     if let Some(rest) = acc.get_mut(n8..) {
         for (o, a) in rest.iter_mut().enumerate() {
             let c = n8 + o;
-            let (m, s) = (
-                crate::bytes::le_i32(q.multiplier, c),
-                crate::bytes::le_i32(q.shift, c),
-            );
+            let (m, s) = (crate::bytes::le_i32(q.multiplier, c), crate::bytes::le_i32(q.shift, c));
             *a = crate::requant::requantize(*a, m, s, q.zp_out, q.lo) as i32;
         }
     }
@@ -347,13 +313,7 @@ fn step_sym(acc: __m256i, ax: __m256i, x: __m256i, w: __m256i) -> __m256i {
 /// `w` valid for `R * k` bytes, `x` for `k`; `32 <= k`, `k32 = k - k % 32`; AVX2 available.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_rows_sym<const R: usize>(
-    w: *const i8,
-    k: usize,
-    x: *const i8,
-    k32: usize,
-    xt: Option<__m256i>,
-) -> [__m256i; R] {
+unsafe fn dot_rows_sym<const R: usize>(w: *const i8, k: usize, x: *const i8, k32: usize, xt: Option<__m256i>) -> [__m256i; R] {
     let mut acc = [_mm256_setzero_si256(); R];
     let mut kk = 0;
     // Two 32-byte steps per iteration halve the loop and address overhead.
@@ -453,13 +413,7 @@ unsafe fn matvec_pairs_avx2(wt: &[i32], xp: &[i32], out: &mut [i32]) {
 /// `w` valid for `R * k` bytes, `x` for `k`; `16 <= k`, `k16 = k - k % 16`; AVX2 available.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dot_rows<const R: usize>(
-    w: *const i8,
-    k: usize,
-    x: *const i8,
-    k16: usize,
-    xt: Option<__m256i>,
-) -> [__m256i; R] {
+unsafe fn dot_rows<const R: usize>(w: *const i8, k: usize, x: *const i8, k16: usize, xt: Option<__m256i>) -> [__m256i; R] {
     let mut acc = [_mm256_setzero_si256(); R];
     // SAFETY: j * k < R * k for j < R.
     let rows: [*const i8; R] = core::array::from_fn(|j| unsafe { w.add(j * k) });

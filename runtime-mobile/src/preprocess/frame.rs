@@ -51,13 +51,7 @@ impl<'a> Frame<'a> {
     /// `row_stride` is in bytes (>= `width * bytes_per_pixel`); padding bytes are never read.
     /// `data` must hold at least `(height - 1) * row_stride + width * bytes_per_pixel` bytes (the
     /// last row need not be padded, as with Android `Image` planes).
-    pub fn new(
-        data: &'a [u8],
-        format: PixelFormat,
-        width: usize,
-        height: usize,
-        row_stride: usize,
-    ) -> Result<Self, Error> {
+    pub fn new(data: &'a [u8], format: PixelFormat, width: usize, height: usize, row_stride: usize) -> Result<Self, Error> {
         if width == 0 || height == 0 {
             return Err(Error::FrameZeroSize);
         }
@@ -149,7 +143,13 @@ impl Roi {
     /// (an empty frame gives an empty ROI, which [`crate::preprocess::preprocess`] rejects like
     /// any other). Exact for every `usize` size.
     pub const fn centre_square_percent(width: usize, height: usize, percent: usize) -> Roi {
-        let p = if percent == 0 { 1 } else if percent > 100 { 100 } else { percent };
+        let p = if percent == 0 {
+            1
+        } else if percent > 100 {
+            100
+        } else {
+            percent
+        };
         let short = if width < height { width } else { height };
         // floor(short * p / 100) without overflowing: short = 100q + r.
         let s = short / 100 * p + short % 100 * p / 100;
@@ -175,8 +175,7 @@ impl<'a> Source<'a> {
         if !fits(roi.x, roi.width, frame.width) || !fits(roi.y, roi.height, frame.height) {
             return Err(Error::BadRoi);
         }
-        let (width, height) =
-            if rotation.swaps_axes() { (roi.height, roi.width) } else { (roi.width, roi.height) };
+        let (width, height) = if rotation.swaps_axes() { (roi.height, roi.width) } else { (roi.width, roi.height) };
         Ok(Source { frame, roi, rotation, width, height })
     }
 

@@ -46,9 +46,9 @@ use core::fmt;
 
 use crate::error::Error;
 use crate::format::{Quant, Shape};
-pub use frame::{Frame, PixelFormat, Roi, Rotation, MAX_FRAME_DIM};
 use frame::Source;
-use resample::{area_mean, ONE};
+pub use frame::{Frame, MAX_FRAME_DIM, PixelFormat, Roi, Rotation};
+use resample::{ONE, area_mean};
 
 /// Side of the model input image.
 pub const OUT_DIM: usize = 28;

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage};
-use runtime_mobile::preprocess::{self, Frame, Options, PixelFormat, OUT_DIM, OUT_PIXELS, SCRATCH_BYTES};
+use runtime_mobile::preprocess::{self, Frame, OUT_DIM, OUT_PIXELS, Options, PixelFormat, SCRATCH_BYTES};
 
 pub fn images_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/images")

@@ -129,7 +129,10 @@ impl EpochRunner {
         mut progress: impl FnMut(usize, &EpochStats) -> anyhow::Result<()>,
     ) -> anyhow::Result<EpochStats> {
         let steps = order.len().div_ceil(batch_size);
-        anyhow::ensure!(self.order.len() >= order.len() && self.adam_table.len() >= 2 * steps, "EpochRunner sized for a smaller epoch");
+        anyhow::ensure!(
+            self.order.len() >= order.len() && self.adam_table.len() >= 2 * steps,
+            "EpochRunner sized for a smaller epoch"
+        );
         let table: Vec<f32> = (1..=steps as u64).flat_map(|k| adam.scalars(adam.step + k).as_pair()).collect();
         self.stream.memcpy_htod(order, &mut self.order).w()?;
         self.stream.memcpy_htod(&table, &mut self.adam_table).w()?;

@@ -152,7 +152,15 @@ impl CustomOp3 for CrossEntropyGrad {
     fn name(&self) -> &'static str {
         "cross-entropy-grad"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         cuda_only(self.name())
     }
     fn cuda_fwd(
@@ -229,7 +237,8 @@ pub fn adam_update(
             with_storage(m, |ms, ml| {
                 with_storage(v, |vs, vl| {
                     let dev = &ps.device;
-                    let (pv, gv, mv, vv) = (view::<f32>(ps, pl)?, view::<f32>(gs, gl)?, view::<f32>(ms, ml)?, view::<f32>(vs, vl)?);
+                    let (pv, gv, mv, vv) =
+                        (view::<f32>(ps, pl)?, view::<f32>(gs, gl)?, view::<f32>(ms, ml)?, view::<f32>(vs, vl)?);
                     let (func, n32) = (function(dev, "adam_update")?, n as u32);
                     let stream = dev.cuda_stream();
                     let mut b = stream.launch_builder(&func);
@@ -334,7 +343,15 @@ impl CustomOp3 for BiasReluPoolGrad {
     fn name(&self) -> &'static str {
         "bias-relu-maxpool2-grad"
     }
-    fn cpu_fwd(&self, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout, _: &CpuStorage, _: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+        _: &CpuStorage,
+        _: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         cuda_only(self.name())
     }
     fn cuda_fwd(

@@ -31,29 +31,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 fn verify(file: &DataFile, fetched: &[u8]) -> Result<(), String> {
     let mut decompressed = Vec::new();
     let content = if fetched.starts_with(&[0x1f, 0x8b]) {
-        flate2::read::GzDecoder::new(fetched)
-            .read_to_end(&mut decompressed)
-            .map_err(|e| format!("not valid gzip: {e}"))?;
+        flate2::read::GzDecoder::new(fetched).read_to_end(&mut decompressed).map_err(|e| format!("not valid gzip: {e}"))?;
         &decompressed[..]
     } else {
         fetched
     };
     let actual = sha256_hex(content);
-    if actual == file.sha256 {
-        Ok(())
-    } else {
-        Err(format!("checksum mismatch: sha256 {actual}, expected {}", file.sha256))
-    }
+    if actual == file.sha256 { Ok(()) } else { Err(format!("checksum mismatch: sha256 {actual}, expected {}", file.sha256)) }
 }
 
 fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    response
-        .body_mut()
-        .with_config()
-        .limit(MAX_DOWNLOAD_BYTES)
-        .read_to_vec()
-        .map_err(|e| e.to_string())
+    response.body_mut().with_config().limit(MAX_DOWNLOAD_BYTES).read_to_vec().map_err(|e| e.to_string())
 }
 
 /// Where a verified file is stored: `<dir>/<name>.gz` when it came gzip-compressed.
@@ -71,11 +60,8 @@ pub fn download(
     mirrors: &[String],
     mut log: impl FnMut(&str),
 ) -> Result<Vec<PathBuf>, DownloadError> {
-    let mirrors: Vec<String> = if mirrors.is_empty() {
-        kind.mirrors().iter().map(|m| m.to_string()).collect()
-    } else {
-        mirrors.to_vec()
-    };
+    let mirrors: Vec<String> =
+        if mirrors.is_empty() { kind.mirrors().iter().map(|m| m.to_string()).collect() } else { mirrors.to_vec() };
     let dir = data_dir.join(kind.name());
     let agent: ureq::Agent = ureq::Agent::config_builder().timeout_global(Some(TIMEOUT)).build().into();
 

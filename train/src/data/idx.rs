@@ -70,14 +70,10 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray, IdxError> {
     if bytes.len() < header_len {
         return Err(bad(format!("{ndim} dimensions need a {header_len}-byte header, file has {} bytes", bytes.len())));
     }
-    let dims: Vec<usize> = bytes[4..header_len]
-        .chunks_exact(4)
-        .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
-        .collect();
-    let expected = dims
-        .iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
+    let dims: Vec<usize> =
+        bytes[4..header_len].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    let expected =
+        dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
     let actual = bytes.len() - header_len;
     if actual < expected {
         return Err(IdxError::Truncated { path: path.to_owned(), expected, actual });
@@ -159,14 +155,8 @@ mod tests {
 
     #[test]
     fn rejects_truncated_and_trailing_data() {
-        assert!(matches!(
-            parse_idx(&idx(&[2, 2], &[1, 2, 3]), p()),
-            Err(IdxError::Truncated { expected: 4, actual: 3, .. })
-        ));
-        assert!(matches!(
-            parse_idx(&idx(&[2, 2], &[1, 2, 3, 4, 5]), p()),
-            Err(IdxError::TrailingBytes { extra: 1, .. })
-        ));
+        assert!(matches!(parse_idx(&idx(&[2, 2], &[1, 2, 3]), p()), Err(IdxError::Truncated { expected: 4, actual: 3, .. })));
+        assert!(matches!(parse_idx(&idx(&[2, 2], &[1, 2, 3, 4, 5]), p()), Err(IdxError::TrailingBytes { extra: 1, .. })));
     }
 
     #[test]

@@ -141,11 +141,8 @@ pub fn backward<T: Sync>(
     let chunks = g.chunks();
     let wm = Mat::row_major(w, g.c_out, g.ck());
     let mut dx = vec![0.0; if need_dx { g.n * g.img_len() } else { 0 }];
-    let dx_chunks: Vec<&mut [f32]> = if need_dx {
-        dx.chunks_mut(CHUNK * g.img_len()).collect()
-    } else {
-        chunks.iter().map(|_| &mut [][..]).collect()
-    };
+    let dx_chunks: Vec<&mut [f32]> =
+        if need_dx { dx.chunks_mut(CHUNK * g.img_len()).collect() } else { chunks.iter().map(|_| &mut [][..]).collect() };
     let partials: Vec<(Vec<f32>, Vec<f32>)> = dx_chunks
         .into_par_iter()
         .zip(chunks.into_par_iter())

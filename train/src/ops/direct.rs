@@ -188,9 +188,10 @@ mod tests {
     fn avx2_tiles_are_bit_identical_to_the_reference() {
         let g = |n, c_in, h, w, c_out, k| ConvGeom { n, c_in, h, w, c_out, k, oh: h - k + 1, ow: w - k + 1 };
         // The model's layers, then channel counts and vector counts that leave every tail.
-        for (i, g) in [g(4, 1, 28, 28, 32, 5), g(4, 32, 12, 12, 64, 5), g(3, 3, 10, 18, 7, 3), g(1, 2, 9, 9, 5, 2), g(2, 5, 8, 8, 6, 1)]
-            .into_iter()
-            .enumerate()
+        for (i, g) in
+            [g(4, 1, 28, 28, 32, 5), g(4, 32, 12, 12, 64, 5), g(3, 3, 10, 18, 7, 3), g(1, 2, 9, 9, 5, 2), g(2, 5, 8, 8, 6, 1)]
+                .into_iter()
+                .enumerate()
         {
             if !supported(&g) {
                 return;

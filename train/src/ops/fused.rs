@@ -184,7 +184,9 @@ impl CustomOp3 for ConvReluPool {
                 let (b, co) = (plane / g.c_out, plane % g.c_out);
                 let y = &yt[co * bp + b * p..][..p];
                 // Row pairs as pre-cut slices: the window reads need no bounds checks.
-                for (py, (out_row, am_row)) in pooled.chunks_exact_mut(pw.max(1)).zip(am.chunks_exact_mut(pw.max(1))).take(ph).enumerate() {
+                for (py, (out_row, am_row)) in
+                    pooled.chunks_exact_mut(pw.max(1)).zip(am.chunks_exact_mut(pw.max(1))).take(ph).enumerate()
+                {
                     let top = &y[2 * py * g.ow..][..2 * pw];
                     let bot = &y[(2 * py + 1) * g.ow..][..2 * pw];
                     pool_row(top, bot, bias[co], out_row, am_row, simd);
@@ -217,14 +219,7 @@ impl CustomOp3 for ConvReluPool {
 /// non-zeros of the pre-activation gradient are listed from the saved argmax and fed to the
 /// sparse kernels (see `sparse`); the per-chunk weight and bias gradients are then summed in
 /// chunk order, so the result does not depend on the schedule.
-fn backward(
-    g: &ConvGeom,
-    saved: &[FwdChunk<Vec<u8>>],
-    x: &[f32],
-    w: &[f32],
-    grad: &[f32],
-    need_dx: bool,
-) -> Result<conv::Grads> {
+fn backward(g: &ConvGeom, saved: &[FwdChunk<Vec<u8>>], x: &[f32], w: &[f32], grad: &[f32], need_dx: bool) -> Result<conv::Grads> {
     let (ph, pw) = pooled_dims(g);
     let per_img = g.c_out * ph * pw;
     if grad.len() != g.n * per_img {
@@ -234,11 +229,8 @@ fn backward(
     let ck = g.ck();
     let wt = if need_dx { sparse::weights_channels_last(g, w) } else { Vec::new() };
     let mut dx = vec![0.0; if need_dx { g.n * g.img_len() } else { 0 }];
-    let dx_chunks: Vec<&mut [f32]> = if need_dx {
-        dx.chunks_mut(conv::CHUNK * g.img_len()).collect()
-    } else {
-        chunks.iter().map(|_| &mut [][..]).collect()
-    };
+    let dx_chunks: Vec<&mut [f32]> =
+        if need_dx { dx.chunks_mut(conv::CHUNK * g.img_len()).collect() } else { chunks.iter().map(|_| &mut [][..]).collect() };
     let partials: Vec<(Buf, Vec<f32>)> = dx_chunks
         .into_par_iter()
         .zip(chunks.into_par_iter())

@@ -74,9 +74,7 @@ fn fast_path(ts: &[&Tensor]) -> bool {
 
 /// The f32 data of a contiguous CPU storage (the public functions make inputs contiguous).
 fn cpu_slice<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
-    let Some((start, end)) = l.contiguous_offsets() else {
-        bail!("fast ops: non-contiguous input")
-    };
+    let Some((start, end)) = l.contiguous_offsets() else { bail!("fast ops: non-contiguous input") };
     Ok(&s.as_slice::<f32>()?[start..end])
 }
 

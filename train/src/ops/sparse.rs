@@ -452,7 +452,8 @@ mod tests {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let pooled = g.n * g.c_out * (g.oh / 2) * (g.ow / 2);
         let grad: Vec<f32> = (0..pooled).map(|_| rng.random_range(-1.0f32..1.0) * 10f32.powi(rng.random_range(-3..3))).collect();
-        let argmax: Vec<u8> = (0..pooled).map(|_| if rng.random_range(0..5) == 0 { NO_GRAD } else { rng.random_range(0..4) }).collect();
+        let argmax: Vec<u8> =
+            (0..pooled).map(|_| if rng.random_range(0..5) == 0 { NO_GRAD } else { rng.random_range(0..4) }).collect();
         let x: Vec<f32> = (0..g.n * g.img_len()).map(|_| rng.random_range(-1.0f32..1.0)).collect();
         let w: Vec<f32> = (0..g.c_out * g.ck()).map(|_| rng.random_range(-0.1f32..0.1)).collect();
         (grad, argmax, x, w)
