@@ -8,9 +8,10 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 use e2e::{Pipeline, TEST_IMAGES, repo_root};
-use runtime_mobile::Model;
+use runtime_mobile::classifier::IMAGE_SCRATCH_BYTES;
 use runtime_mobile::kernels::{self, Kernels};
-use runtime_mobile::preprocess::{InputQuantizer, OUT_PIXELS};
+use runtime_mobile::preprocess::OUT_PIXELS;
+use runtime_mobile::{Classifier, Model};
 use tract_onnx::prelude::*;
 
 fn pipeline() -> &'static Pipeline {
@@ -22,26 +23,22 @@ fn test_pixels() -> &'static [u8] {
     &pipeline().data.test.images[..TEST_IMAGES * OUT_PIXELS]
 }
 
-/// "class s0 .. s9" per test image, as `score-images` prints it: through `Model::run_with` in
-/// the minimal arena, or through a `Session` (the packed conv path on tables that have it).
+/// "class confidence s0 .. s9" per test image (confidence in Q15), as `score-images` prints it:
+/// through runtime-mobile's `Classifier` in the minimal arena, or in a session's arena (the
+/// packed conv path on tables that have it).
 fn score_lines(table: &Kernels, session: bool) -> Vec<String> {
     let file = std::fs::read(pipeline().path(export::INT8_FILE)).unwrap();
     let model = Model::parse(&file).unwrap();
-    let quantizer = InputQuantizer::new(model.input_quant()).unwrap();
     let mut arena = vec![0u8; if session { model.session_arena_bytes() } else { model.arena_bytes() }];
-    let mut s = session.then(|| model.session(table, &mut arena).unwrap());
-    let mut arena = vec![0u8; model.arena_bytes()];
-    let mut input = [0i8; OUT_PIXELS];
+    let mut scratch = vec![0u8; IMAGE_SCRATCH_BYTES];
+    let mut classifier = Classifier::new(&model, table, &mut arena, &mut scratch).unwrap();
+    assert_eq!(classifier.is_packed(), session && table.conv_packed);
     test_pixels()
         .chunks_exact(OUT_PIXELS)
         .map(|image| {
-            quantizer.quantize(image.try_into().unwrap(), &mut input);
-            let p = match &mut s {
-                Some(s) => s.run(&input).unwrap(),
-                None => model.run_with(table, &input, &mut arena).unwrap(),
-            };
-            let scores: Vec<String> = p.scores.iter().map(|s| s.to_string()).collect();
-            format!("{} {}", p.class, scores.join(" "))
+            let c = classifier.classify_image(image.try_into().unwrap()).unwrap();
+            let scores: Vec<String> = c.scores.iter().map(|s| s.to_string()).collect();
+            format!("{} {} {}", c.class, c.confidence.q15(), scores.join(" "))
         })
         .collect()
 }

@@ -1,12 +1,13 @@
 //! `score-images MODEL IMAGES`: classifies 28x28 8-bit grayscale images (IMAGES is their pixels,
-//! concatenated, already MNIST-style: light digit on black) with the best kernels this CPU has,
-//! and prints one line per image: the class and every int8 score. The end-to-end tests
-//! (tests/tests/pipeline.rs) run it on other architectures (aarch64 under qemu-user) and compare
-//! its lines with the host's, so its output format is part of that test.
+//! concatenated, already MNIST-style: light digit on black) through runtime-mobile's
+//! `Classifier` with the best kernels this CPU has, and prints one line per image: the class,
+//! its confidence (Q15) and every int8 score. The end-to-end tests (tests/tests/pipeline.rs) run
+//! it on other architectures (aarch64 under qemu-user) and compare its lines with the host's,
+//! so its output format is part of that test.
 
-use runtime_mobile::Model;
-use runtime_mobile::kernels;
-use runtime_mobile::preprocess::{InputQuantizer, OUT_PIXELS};
+use runtime_mobile::classifier::IMAGE_SCRATCH_BYTES;
+use runtime_mobile::preprocess::OUT_PIXELS;
+use runtime_mobile::{Classifier, Model, kernels};
 
 fn main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -16,19 +17,19 @@ fn main() -> Result<(), String> {
     let file = std::fs::read(model_path).map_err(|e| format!("{model_path}: {e}"))?;
     let pixels = std::fs::read(images_path).map_err(|e| format!("{images_path}: {e}"))?;
     let model = Model::parse(&file).map_err(|e| format!("{model_path}: {e}"))?;
-    let quantizer = InputQuantizer::new(model.input_quant()).map_err(|e| format!("{e}"))?;
     if pixels.len() % OUT_PIXELS != 0 {
         return Err(format!("{images_path}: {} bytes is not a whole number of 28x28 images", pixels.len()));
     }
     let table = kernels::best();
     eprintln!("kernels: {}", table.name);
     let mut arena = vec![0u8; model.arena_bytes()];
-    let mut input = [0i8; OUT_PIXELS];
+    let mut scratch = vec![0u8; IMAGE_SCRATCH_BYTES];
+    let mut classifier = Classifier::new(&model, table, &mut arena, &mut scratch).map_err(|e| format!("{model_path}: {e}"))?;
     for image in pixels.chunks_exact(OUT_PIXELS) {
-        quantizer.quantize(image.try_into().expect("chunk of OUT_PIXELS"), &mut input);
-        let p = model.run_with(table, &input, &mut arena).map_err(|e| format!("{e}"))?;
-        let scores: Vec<String> = p.scores.iter().map(|s| s.to_string()).collect();
-        println!("{} {}", p.class, scores.join(" "));
+        let image = image.try_into().map_err(|_| "a chunk is not 28x28".to_string())?;
+        let c = classifier.classify_image(image).map_err(|e| format!("{e}"))?;
+        let scores: Vec<String> = c.scores.iter().map(|s| s.to_string()).collect();
+        println!("{} {} {}", c.class, c.confidence.q15(), scores.join(" "));
     }
     Ok(())
 }
