@@ -82,13 +82,13 @@ fn latency(c: &mut Criterion) {
     let n = images.len();
     let mobile = Mobile::new(&int8_file).unwrap();
     for k in &tables {
-        let mut arena = mobile.arena();
-        let mut session = mobile.session(k, &mut arena).unwrap();
+        let mut buffers = mobile.buffers();
+        let mut classifier = mobile.classifier(k, &mut buffers).unwrap();
         let mut i = 0;
         group.bench_function(mobile_id(k), |b| {
             b.iter(|| {
                 i = (i + 1) % n;
-                session.classify(black_box(&images[i]))
+                classifier.classify(black_box(&images[i]))
             })
         });
     }

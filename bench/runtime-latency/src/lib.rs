@@ -18,9 +18,10 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail, ensure};
+use runtime_mobile::classifier::IMAGE_SCRATCH_BYTES;
 use runtime_mobile::kernels::Kernels;
-use runtime_mobile::preprocess::{InputQuantizer, OUT_PIXELS};
-use runtime_mobile::{Model, Session, Shape};
+use runtime_mobile::preprocess::OUT_PIXELS;
+use runtime_mobile::{Classifier, Model, Shape};
 use tract_onnx::prelude::*;
 
 pub const INT8_FILE: &str = "model.int8.safetensors";
@@ -94,46 +95,46 @@ fn argmax(v: &[f32]) -> usize {
     v.iter().enumerate().fold(0, |best, (i, &x)| if x > v[best] { i } else { best })
 }
 
-/// runtime-mobile on one parsed model. Each [`MobileSession`] call quantizes the 0..255 pixels
-/// to the model's int8 input (the table lookup runtime-mobile's preprocessing does; the int8
-/// ONNX graph's QuantizeLinear is the same step) and runs the network in a [`Session`] (weights
-/// prepared once, as an app keeps them; the packed conv path on tables that have it).
+/// runtime-mobile on one parsed model, through its front door ([`Classifier`]): each call
+/// quantizes the 0..255 pixels to the model's int8 input (the int8 ONNX graph's QuantizeLinear
+/// is the same step), runs the network in a session (weights prepared once, as an app keeps
+/// them; the packed conv path on tables that have it) and computes the label, the fixed-point
+/// confidence and the top 3 — what a phone pays per image, not just the engine.
 pub struct Mobile<'a> {
     model: Model<'a>,
-    quantizer: InputQuantizer,
 }
 
 impl<'a> Mobile<'a> {
     pub fn new(file: &'a [u8]) -> Result<Mobile<'a>> {
-        let model = Model::parse(file).map_err(|e| anyhow::anyhow!("runtime-mobile: {e:?}"))?;
+        let model = Model::parse(file).map_err(|e| anyhow::anyhow!("runtime-mobile: {e}"))?;
         ensure!(model.input_shape() == Shape::Chw(1, 28, 28), "not an MNIST-shaped model");
-        let quantizer = InputQuantizer::new(model.input_quant()).map_err(|e| anyhow::anyhow!("input quantization: {e:?}"))?;
-        Ok(Mobile { model, quantizer })
+        Ok(Mobile { model })
     }
 
-    /// An arena for [`Mobile::session`]: `Model::session_arena_bytes`.
-    pub fn arena(&self) -> Vec<u8> {
-        vec![0u8; self.model.session_arena_bytes()]
+    /// Buffers for [`Mobile::classifier`]: an arena of `Model::session_arena_bytes` (the fast
+    /// layout) and the classifier's scratch for 28x28 images.
+    pub fn buffers(&self) -> (Vec<u8>, Vec<u8>) {
+        (vec![0u8; self.model.session_arena_bytes()], vec![0u8; IMAGE_SCRATCH_BYTES])
     }
 
-    pub fn session<'s>(&'s self, kernels: &'s Kernels, arena: &'s mut [u8]) -> Result<MobileSession<'s, 'a>> {
-        let session = self.model.session(kernels, arena).map_err(|e| anyhow::anyhow!("runtime-mobile session: {e:?}"))?;
-        Ok(MobileSession { session, quantizer: &self.quantizer, input: [0; OUT_PIXELS] })
+    pub fn classifier<'s>(
+        &'s self,
+        kernels: &'s Kernels,
+        (arena, scratch): &'s mut (Vec<u8>, Vec<u8>),
+    ) -> Result<MobileClassifier<'s, 'a>> {
+        let classifier =
+            Classifier::new(&self.model, kernels, arena, scratch).map_err(|e| anyhow::anyhow!("runtime-mobile: {e}"))?;
+        Ok(MobileClassifier(classifier))
     }
 }
 
-/// One kernel table's [`Session`] on a [`Mobile`] model.
-pub struct MobileSession<'s, 'a> {
-    session: Session<'s, 'a>,
-    quantizer: &'s InputQuantizer,
-    input: [i8; OUT_PIXELS],
-}
+/// One kernel table's [`Classifier`] on a [`Mobile`] model.
+pub struct MobileClassifier<'s, 'a>(Classifier<'s, 'a>);
 
-impl MobileSession<'_, '_> {
+impl MobileClassifier<'_, '_> {
     #[inline]
     pub fn classify(&mut self, image: &[u8; OUT_PIXELS]) -> usize {
-        self.quantizer.quantize(image, &mut self.input);
-        self.session.run(&self.input).expect("runtime-mobile run").class
+        self.0.classify_image(image).expect("runtime-mobile classify").class
     }
 }
 
@@ -186,9 +187,9 @@ pub fn predictions(
     let mut out = Vec::new();
     let mobile = Mobile::new(int8_file)?;
     for k in tables {
-        let mut arena = mobile.arena();
-        let mut session = mobile.session(k, &mut arena)?;
-        out.push((mobile_id(k), images.iter().map(|img| session.classify(img)).collect()));
+        let mut buffers = mobile.buffers();
+        let mut classifier = mobile.classifier(k, &mut buffers)?;
+        out.push((mobile_id(k), images.iter().map(|img| classifier.classify(img)).collect()));
     }
     for (id, file) in tract_files(cfg) {
         let mut t = Tract::new(&cfg.model(file), images)?;
