@@ -2,7 +2,7 @@
 //! ([`runtime_mobile::write::ModelFile`]), which owns the format next to its reader.
 
 use anyhow::Result;
-use runtime_mobile::write::{LayerWeights, ModelFile};
+use runtime_mobile::write::ModelFile;
 
 use crate::quantize::QuantizedModel;
 
@@ -20,19 +20,7 @@ pub fn model_file(model: &QuantizedModel, p: &Provenance<'_>) -> ModelFile {
     ModelFile {
         input_shape: model.input_shape,
         input_quant: model.input,
-        layers: model
-            .layers
-            .iter()
-            .map(|l| {
-                let weights = l.params.as_ref().map(|p| LayerWeights {
-                    weight: p.weight.clone(),
-                    bias: p.bias.clone(),
-                    multiplier: p.multiplier.clone(),
-                    shift: p.shift.clone(),
-                });
-                (l.spec, weights)
-            })
-            .collect(),
+        layers: model.layers.iter().map(|l| (l.spec, l.params.as_ref().map(|p| p.ints.clone()))).collect(),
         labels: p.labels.to_vec(),
         arena_bytes: Some(model.arena_bytes),
         f32_accuracy: p.f32_accuracy,

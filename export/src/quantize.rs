@@ -14,6 +14,7 @@
 
 use anyhow::{Context, Result, bail, ensure};
 use runtime_mobile::format::{SHIFT_MAX, SHIFT_MIN};
+use runtime_mobile::write::LayerWeights;
 use runtime_mobile::{Activation, LayerSpec, Op, Pool, Quant, Shape};
 use train::data::IMAGE_SIDE;
 use train::model::{Architecture, Cnn, Layer};
@@ -69,16 +70,15 @@ pub fn quantize_multiplier(real: f64) -> Result<(i32, i32)> {
     Ok((m as i32, shift))
 }
 
-/// The integer parameters of one conv2d/dense layer, plus the float scales the ONNX writer needs.
+/// One conv2d/dense layer: the integers the model file holds (runtime-mobile's own
+/// [`LayerWeights`], so the file writer takes them as they are), plus what only the ONNX writer
+/// needs: the weights' shape and float scales.
 #[derive(Debug, Clone)]
 pub struct LayerParams {
     /// PyTorch layout: conv `[out, in, kh, kw]`, dense `[out, in]`.
-    pub weight: Vec<i8>,
+    pub ints: LayerWeights,
     pub weight_shape: Vec<usize>,
     pub weight_scales: Vec<f32>,
-    pub bias: Vec<i32>,
-    pub multiplier: Vec<i32>,
-    pub shift: Vec<i32>,
     /// Quantization of this layer's input (the previous conv2d/dense output, or the image).
     pub input: Quant,
     pub output: Quant,
@@ -94,12 +94,14 @@ pub fn quantize_layer(name: &str, w: &[f32], w_shape: &[usize], b: &[f32], input
     );
     let per = w.len() / out;
     let mut p = LayerParams {
-        weight: Vec::with_capacity(w.len()),
+        ints: LayerWeights {
+            weight: Vec::with_capacity(w.len()),
+            bias: Vec::with_capacity(out),
+            multiplier: Vec::with_capacity(out),
+            shift: Vec::with_capacity(out),
+        },
         weight_shape: w_shape.to_vec(),
         weight_scales: Vec::with_capacity(out),
-        bias: Vec::with_capacity(out),
-        multiplier: Vec::with_capacity(out),
-        shift: Vec::with_capacity(out),
         input,
         output,
     };
@@ -108,17 +110,17 @@ pub fn quantize_layer(name: &str, w: &[f32], w_shape: &[usize], b: &[f32], input
         let max_abs = row.iter().fold(0f32, |m, v| m.max(v.abs()));
         // An all-zero channel: any scale gives zero weights; 1 keeps bias and multiplier finite.
         let scale = if max_abs > 0.0 { max_abs / 127.0 } else { 1.0 };
-        p.weight.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
+        p.ints.weight.extend(row.iter().map(|v| (v / scale).round().clamp(-127.0, 127.0) as i8));
         p.weight_scales.push(scale);
         let acc_scale = input.scale as f64 * scale as f64;
         let bias = (b[c] as f64 / acc_scale).round();
         if bias.abs() > i32::MAX as f64 {
             bail!("{name}: bias of channel {c} ({}) does not fit int32 at scale {acc_scale:e}", b[c]);
         }
-        p.bias.push(bias as i32);
+        p.ints.bias.push(bias as i32);
         let (m, s) = quantize_multiplier(acc_scale / output.scale as f64).with_context(|| format!("{name}, channel {c}"))?;
-        p.multiplier.push(m);
-        p.shift.push(s);
+        p.ints.multiplier.push(m);
+        p.ints.shift.push(s);
     }
     Ok(p)
 }
@@ -298,11 +300,11 @@ mod tests {
         let w = [0.4, -1.0, 0.25, 0.0, 0.0, 0.0, 2.0, 1.2];
         let out = Quant { scale: 0.05, zero_point: -128 };
         let p = quantize_layer("t", &w, &[4, 2], &[0.1, 0.0, 0.0, -0.2], INPUT_QUANT, out).unwrap();
-        assert_eq!(p.weight, [51, -127, 127, 0, 0, 0, 127, 76]);
+        assert_eq!(p.ints.weight, [51, -127, 127, 0, 0, 0, 127, 76]);
         assert_eq!(p.weight_scales, [1.0f32 / 127.0, 0.25 / 127.0, 1.0, 2.0 / 127.0]);
         let acc_scale = INPUT_QUANT.scale as f64 * p.weight_scales[0] as f64;
-        assert_eq!(p.bias[0], (0.1 / acc_scale).round() as i32);
-        assert!(p.bias[3] < 0);
+        assert_eq!(p.ints.bias[0], (0.1 / acc_scale).round() as i32);
+        assert!(p.ints.bias[3] < 0);
         let err = quantize_layer("big", &[1e-12], &[1, 1], &[1e6], INPUT_QUANT, out).unwrap_err();
         assert!(err.to_string().contains("big: bias of channel 0"), "{err}");
     }

@@ -78,25 +78,25 @@ pub fn build(q: &QuantizedModel, labels: &[String]) -> Result<ModelProto> {
                         output.zero_point
                     );
                 }
-                let n_out = p.bias.len();
+                let n_out = p.ints.bias.len();
                 let (kernel, stride, padding, w_dims) = match layer.spec.op {
                     Op::Conv2d { kernel, stride, padding, in_channels, .. } => {
                         (kernel, stride, padding, vec![n_out, in_channels, kernel[0], kernel[1]])
                     }
                     _ => {
                         ensure!(
-                            p.weight.len() == n_out * c * h * w,
+                            p.ints.weight.len() == n_out * c * h * w,
                             "layer {i}: dense weight does not match its [{c},{h},{w}] input"
                         );
                         ([h, w], [1, 1], [0, 0], vec![n_out, c, h, w])
                     }
                 };
                 let wn = format!("layers.{i}.weight");
-                init.push(tensor_i8(&wn, &w_dims, &p.weight));
+                init.push(tensor_i8(&wn, &w_dims, &p.ints.weight));
                 init.push(tensor_f32(&format!("{wn}_scale"), &[n_out], &p.weight_scales));
                 init.push(tensor_i8(&format!("{wn}_zero_point"), &[n_out], &vec![0; n_out]));
                 let bn = format!("layers.{i}.bias");
-                init.push(tensor_i32(&bn, &[n_out], &p.bias));
+                init.push(tensor_i32(&bn, &[n_out], &p.ints.bias));
                 let (ys, yz) = quant_initializers(init, &format!("layers.{i}.output"), output)?;
                 let inputs = [
                     cur.as_str(),
