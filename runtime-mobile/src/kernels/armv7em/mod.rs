@@ -1,0 +1,299 @@
+//! Cortex-M4/M7 kernels on the DSP extension of ARMv7E-M (`SMLAD`, `SXTB16`, `USADA8`).
+//!
+//! Exactness: bytes are sign-extended to 16-bit halves (`SXTB16`, and `SXTB16 ..., ROR #8` for
+//! the odd bytes) and `SMLAD` adds two exact 16x16-bit products to an i32 accumulator, wrapping
+//! like the reference (it only sets the sticky Q flag). Any int8 product (at most 2^14) and any
+//! pair of i16 products fit, so every table entry is bit-exact with [`scalar::KERNELS`] for every
+//! input, `-128` weights included: `matvec_i8_sym` is `matvec_i8`.
+//!
+//! Pairing: a word of `x` holds bytes `x0 x1 x2 x3`; `SXTB16` gives the halves `(x0, x2)` and
+//! `SXTB16 ROR #8` gives `(x1, x3)`. Weights get the same treatment, so `SMLAD` on the two
+//! "even" words and on the two "odd" words sums all four products. No reordering in memory is
+//! needed (CMSIS-NN reorders weights offline; here the model file is used as it is).
+//!
+//! Shape: 4 weight rows per pass share each extended word of `x` (a conv layer's output channels;
+//! the MNIST model's conv2 is 64 rows of 800). Rows need no alignment: plain `LDR` loads
+//! unaligned words on ARMv7-M. Requantization and the packed path are the reference's.
+//!
+//! Choosing it: stable Rust does not set `target_feature = "dsp"` for thumbv7em targets, so the
+//! table is opt-in: the `dsp` cargo feature builds it on thumbv7em targets (build.rs checks the
+//! target), [`crate::kernels::armv7em_dsp`] returns it and [`crate::kernels::best`] picks it.
+//! ARMv7E-M always has the DSP extension, so handing it out there is sound.
+//!
+//! The instructions are in [`insn`]; host unit tests (below) run the same loops on exact models
+//! of them, and `firmware/kernel-check` runs the real ones under QEMU against the reference.
+
+mod insn;
+
+use super::{Kernels, scalar};
+use insn::{smlad, sxtb16, sxtb16_ror8, usada8};
+
+/// The table; reachable through [`crate::kernels::armv7em_dsp`] on ARMv7E-M (and through the
+/// host unit tests, on the instruction models).
+pub(crate) static ARMV7EM_DSP: Kernels = Kernels {
+    name: "armv7em-dsp",
+    conv_packed: false,
+    matvec_i8: matvec,
+    // SMLAD is exact for -128 weights too: nothing to gain from the bound.
+    matvec_i8_sym: matvec,
+    matvec_pairs_i16,
+    // The packed conv path needs the conv weights copied into RAM (51 KB for conv2): off on a
+    // microcontroller. The reference, for completeness.
+    gemm_u8i8: scalar::gemm_u8i8,
+    gemm_u8i8_max: scalar::gemm_u8i8_max,
+    row_sums_i8,
+    // A few thousand values per inference; the reference (i64 multiply: UMULL/SMULL on M4).
+    requantize_i32: scalar::requantize_i32,
+    requantize_rows: scalar::requantize_rows,
+};
+
+/// Rows per pass of [`matvec`]: 4 accumulators, 4 row pointers and an extended `x` word fit the
+/// M4's 13 general registers with the loop's pointers.
+const ROWS: usize = 4;
+
+/// An unaligned little-endian word.
+///
+/// # Safety
+/// `p` valid for reading 4 bytes.
+#[inline(always)]
+unsafe fn word(p: *const i8) -> u32 {
+    // SAFETY: the caller guarantees 4 readable bytes; `read_unaligned` has no alignment demand
+    // (an `LDR`, which ARMv7-M executes unaligned).
+    unsafe { p.cast::<u32>().read_unaligned() }
+}
+
+/// `acc + x . w` over one word of each, both as int8x4.
+#[inline(always)]
+fn dot_word(acc: i32, x_even: u32, x_odd: u32, w: u32) -> i32 {
+    smlad(sxtb16_ror8(w), x_odd, smlad(sxtb16(w), x_even, acc))
+}
+
+/// See [`Kernels::matvec_i8`].
+fn matvec(w: &[i8], x: &[i8], out: &mut [i32]) {
+    let k = x.len();
+    // Everything below reads `w` only inside `rows * k` bytes; a broken contract takes the
+    // reference instead.
+    if k < 4 || out.len().checked_mul(k) != Some(w.len()) {
+        return scalar::matvec_i8(w, x, out);
+    }
+    let quads = k / 4;
+    let tail = quads * 4;
+    let mut groups = out.chunks_exact_mut(ROWS);
+    let mut rows = w.chunks_exact(ROWS * k);
+    for (o, wg) in (&mut groups).zip(&mut rows) {
+        // SAFETY: the ROWS rows start at `j * k` inside `wg` (ROWS * k bytes) and are read for
+        // `quads * 4 <= k` bytes; `x` holds k bytes.
+        let acc = unsafe { dot4(wg.as_ptr(), k, x.as_ptr(), quads) };
+        for (j, (o, a)) in o.iter_mut().zip(acc).enumerate() {
+            *o = tail_dot(a, &wg[j * k + tail..(j + 1) * k], &x[tail..]);
+        }
+    }
+    for (o, row) in groups.into_remainder().iter_mut().zip(rows.remainder().chunks_exact(k)) {
+        // SAFETY: `row` holds k bytes, read for `quads * 4 <= k`; so does `x`.
+        let [a] = unsafe { dot_rows([row.as_ptr()], x.as_ptr(), quads) };
+        *o = tail_dot(a, &row[tail..], &x[tail..]);
+    }
+}
+
+/// The last `k % 4` products, on top of `acc`.
+#[inline(always)]
+fn tail_dot(acc: i32, w: &[i8], x: &[i8]) -> i32 {
+    w.iter().zip(x).fold(acc, |a, (&w, &x)| a.wrapping_add(w as i32 * x as i32))
+}
+
+/// `R` dot products of `quads` words: row `j` starts at `w[j]`, all share `x`.
+///
+/// # Safety
+/// Each `w[j]` and `x` valid for reading `4 * quads` bytes.
+#[inline(always)]
+unsafe fn dot_rows<const R: usize>(w: [*const i8; R], x: *const i8, quads: usize) -> [i32; R] {
+    // SAFETY: the caller's guarantee.
+    unsafe { dot_rows_from([0; R], w, x, quads) }
+}
+
+/// Four rows `k` bytes apart from `w`, dotted with `x` over `4 * quads` bytes: pairs of words
+/// in [`insn::dot4x8`] (the hot loop, register-allocated by hand), an odd last word after.
+///
+/// # Safety
+/// `w` valid for reading `3 * k + 4 * quads` bytes, `x` for `4 * quads`.
+#[inline(always)]
+unsafe fn dot4(w: *const i8, k: usize, x: *const i8, quads: usize) -> [i32; 4] {
+    let mut acc = [0; 4];
+    let pairs = quads / 2;
+    if pairs > 0 {
+        // SAFETY: the rows and x are valid for 8 * pairs <= 4 * quads bytes.
+        unsafe { insn::dot4x8(&mut acc, w, k, x, pairs) };
+    }
+    let done = 8 * pairs;
+    // SAFETY: offsets within (or one past) the caller's ranges; an odd last word is read there.
+    unsafe {
+        let rows = core::array::from_fn(|j| w.add(j * k + done));
+        dot_rows_from(acc, rows, x.add(done), quads % 2)
+    }
+}
+
+/// [`dot_rows`] on top of `acc`.
+///
+/// # Safety
+/// Each `w[j]` and `x` valid for reading `4 * quads` bytes.
+#[inline(always)]
+unsafe fn dot_rows_from<const R: usize>(mut acc: [i32; R], mut w: [*const i8; R], mut x: *const i8, quads: usize) -> [i32; R] {
+    for _ in 0..quads {
+        // SAFETY: the next word of `x` and of each row lies within `4 * quads` bytes.
+        let xw = unsafe { word(x) };
+        let (xe, xo) = (sxtb16(xw), sxtb16_ror8(xw));
+        for j in 0..R {
+            // SAFETY: as above.
+            acc[j] = dot_word(acc[j], xe, xo, unsafe { word(w[j]) });
+            // SAFETY: at most one past the last word read (in bounds or one past the end).
+            w[j] = unsafe { w[j].add(4) };
+        }
+        // SAFETY: as for the rows.
+        x = unsafe { x.add(4) };
+    }
+    acc
+}
+
+/// Output columns per pass of [`matvec_pairs_i16`].
+const COLS: usize = 4;
+
+/// See [`Kernels::matvec_pairs_i16`]: one `SMLAD` per pair, 4 output columns per pass.
+fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
+    let n = out.len();
+    if n == 0 || xp.len().checked_mul(n) != Some(wt.len()) {
+        return scalar::matvec_pairs_i16(wt, xp, out);
+    }
+    let mut j = 0;
+    while j + COLS <= n {
+        // SAFETY: columns j..j + COLS of each of the xp.len() rows of n: in bounds of `wt`.
+        let acc = unsafe { cols4(wt.as_ptr().add(j), n, xp) };
+        out[j..j + COLS].copy_from_slice(&acc);
+        j += COLS;
+    }
+    for (jj, o) in out.iter_mut().enumerate().skip(j) {
+        *o = xp.iter().enumerate().fold(0, |a, (p, &x)| smlad(wt.get(p * n + jj).copied().unwrap_or(0) as u32, x as u32, a));
+    }
+}
+
+/// `COLS` columns from `w` of the `[xp.len()][n]` pair matrix, dotted with `xp` by `SMLAD`.
+///
+/// # Safety
+/// `w` valid for reading `COLS` i32s at each of `w + p * n`, `p < xp.len()`.
+#[inline(always)]
+unsafe fn cols4(mut w: *const i32, n: usize, xp: &[i32]) -> [i32; COLS] {
+    let mut acc = [0i32; COLS];
+    for &x in xp {
+        for (c, a) in acc.iter_mut().enumerate() {
+            // SAFETY: column c of this row (the caller's guarantee).
+            *a = smlad(unsafe { *w.add(c) } as u32, x as u32, *a);
+        }
+        // Past the last row this points outside `wt` and is never read: wrapping, not `add`.
+        w = w.wrapping_add(n);
+    }
+    acc
+}
+
+/// See [`Kernels::row_sums_i8`]: `USADA8` against zero sums four `w + 128` bytes (`w ^ 0x80`)
+/// per instruction, exactly in u32; `128 * k` comes off at the end, wrapped like the reference.
+fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
+    // u32 sums of up to 2^24 bytes of at most 255 cannot overflow.
+    if k_len == 0 || k_len > 1 << 24 || out.len().checked_mul(k_len) != Some(w.len()) {
+        return scalar::row_sums_i8(w, k_len, out);
+    }
+    let quads = k_len / 4;
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(k_len)) {
+        let mut s = 0u32;
+        let mut p = row.as_ptr();
+        for _ in 0..quads {
+            // SAFETY: the q-th word of `row` (q < k_len / 4).
+            s = usada8(unsafe { word(p) } ^ 0x8080_8080, 0, s);
+            // SAFETY: at most one past the last word read.
+            p = unsafe { p.add(4) };
+        }
+        let biased = (s as i32).wrapping_sub((quads as i32).wrapping_mul(4 * 128));
+        *o = row[quads * 4..].iter().fold(biased, |a, &v| a.wrapping_add(v as i32));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The loops on the instruction models (host); the firmware checks the instructions.
+    use super::ARMV7EM_DSP as DSP;
+    use crate::kernels::scalar::KERNELS as REF;
+
+    /// xorshift: deterministic bytes with every value, extremes included.
+    fn bytes(seed: &mut u64, n: usize) -> std::vec::Vec<i8> {
+        (0..n)
+            .map(|_| {
+                *seed ^= *seed << 13;
+                *seed ^= *seed >> 7;
+                *seed ^= *seed << 17;
+                (*seed >> 24) as i8
+            })
+            .collect()
+    }
+
+    #[test]
+    fn matvec_matches_reference() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15;
+        for k in [1, 3, 4, 5, 7, 8, 25, 31, 64, 800] {
+            for rows in [1, 3, 4, 5, 9, 10] {
+                let x = bytes(&mut seed, k);
+                let w = bytes(&mut seed, rows * k);
+                for (w, x) in
+                    [(w.clone(), x.clone()), (vec![-128; rows * k], vec![-128; k]), (vec![127; rows * k], vec![-128; k])]
+                {
+                    let (mut a, mut b) = (vec![7; rows], vec![-7; rows]);
+                    (REF.matvec_i8)(&w, &x, &mut a);
+                    (DSP.matvec_i8)(&w, &x, &mut b);
+                    assert_eq!(a, b, "k {k} rows {rows}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pairs_and_row_sums_match_reference() {
+        let mut seed = 42;
+        for n in [1, 3, 4, 7, 32] {
+            for pairs in [0, 1, 13, 20] {
+                let as_i32 = |v: std::vec::Vec<i8>| -> std::vec::Vec<i32> {
+                    v.chunks_exact(4).map(|c| i32::from_le_bytes([c[0] as u8, c[1] as u8, c[2] as u8, c[3] as u8])).collect()
+                };
+                let wt = as_i32(bytes(&mut seed, 4 * pairs * n));
+                let mut xp = as_i32(bytes(&mut seed, 4 * pairs));
+                if let Some(v) = xp.first_mut() {
+                    *v = i32::MIN | 0x8000; // both halves -32768: the largest products
+                }
+                let (mut a, mut b) = (vec![1; n], vec![2; n]);
+                (REF.matvec_pairs_i16)(&wt, &xp, &mut a);
+                (DSP.matvec_pairs_i16)(&wt, &xp, &mut b);
+                assert_eq!(a, b, "n {n} pairs {pairs}");
+            }
+        }
+        for k in [1, 3, 4, 25, 800] {
+            for w in [bytes(&mut seed, 5 * k), vec![-128; 5 * k], vec![127; 5 * k]] {
+                let (mut a, mut b) = ([0; 5], [1; 5]);
+                (REF.row_sums_i8)(&w, k, &mut a);
+                (DSP.row_sums_i8)(&w, k, &mut b);
+                assert_eq!(a, b, "k {k}");
+            }
+        }
+    }
+
+    /// A broken length contract takes the reference's (memory-safe) path, which may leave some
+    /// outputs alone: both start equal.
+    #[test]
+    fn broken_lengths_take_the_reference() {
+        let (mut a, mut b) = ([5i32; 3], [5i32; 3]);
+        (REF.matvec_i8)(&[1; 10], &[2; 4], &mut a);
+        (DSP.matvec_i8)(&[1; 10], &[2; 4], &mut b);
+        assert_eq!(a, b);
+        (REF.matvec_pairs_i16)(&[1; 5], &[3; 2], &mut a);
+        (DSP.matvec_pairs_i16)(&[1; 5], &[3; 2], &mut b);
+        assert_eq!(a, b);
+        (REF.row_sums_i8)(&[1; 7], 4, &mut a);
+        (DSP.row_sums_i8)(&[1; 7], 4, &mut b);
+        assert_eq!(a, b);
+    }
+}
