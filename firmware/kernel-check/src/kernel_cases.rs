@@ -1,10 +1,11 @@
 //! Each kernel of the DSP table against the scalar reference, on the target's real instructions:
 //! random bytes, the extremes (-128 and 127 everywhere, and alternating), odd and short lengths,
-//! every row count around the 4-row blocking, and broken length contracts (which must take the
-//! reference's path).
+//! every row count around the 4-row blocking, broken length contracts (which must take the
+//! reference's path), and requantization over every shift with random and extreme
+//! accumulators and multipliers.
 
 use cortex_m_semihosting::heprintln;
-use runtime_mobile::kernels::{Kernels, scalar};
+use runtime_mobile::kernels::{Kernels, Requant, scalar};
 
 /// Cases run and cases whose outputs differed.
 pub struct Tally {
@@ -19,11 +20,14 @@ const MAX_ROWS: usize = 10;
 /// xorshift32: deterministic, covers every byte value.
 struct Rng(u32);
 impl Rng {
-    fn byte(&mut self) -> i8 {
+    fn next(&mut self) -> u32 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 17;
         self.0 ^= self.0 << 5;
-        (self.0 >> 11) as i8
+        self.0
+    }
+    fn byte(&mut self) -> i8 {
+        (self.next() >> 11) as i8
     }
 }
 
@@ -105,6 +109,7 @@ pub fn run(dsp: &Kernels) -> Tally {
             }
         }
     }
+    requantize_cases(dsp, &mut rng, &mut check);
     // Broken length contracts: the DSP kernels must stay in bounds and answer as the reference
     // (which may leave some outputs alone: both start equal).
     let (mut a, mut b) = ([1i32; 3], [1i32; 3]);
@@ -118,4 +123,43 @@ pub fn run(dsp: &Kernels) -> Tally {
     (dsp.row_sums_i8)(&w[..7], 4, &mut b);
     check("row_sums_i8 (broken lengths)", 4, 3, &a, &b);
     t
+}
+
+/// Channels per requantization case.
+const RQ: usize = 64;
+
+/// `requantize_i32` and `requantize_rows` on random accumulators (every magnitude), the i32
+/// extremes, multipliers in [0, 2^31 - 1] (the maximum included), every shift from -31 to 31
+/// and the output zero points of ReLU and plain layers.
+fn requantize_cases(dsp: &Kernels, rng: &mut Rng, check: &mut impl FnMut(&str, usize, usize, &[i32], &[i32])) {
+    let (mut mb, mut sb) = ([0u8; 4 * RQ], [0u8; 4 * RQ]);
+    for round in 0..63 {
+        let mut acc = [0i32; RQ];
+        for (i, a) in acc.iter_mut().enumerate() {
+            let r = rng.next();
+            *a = match i {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                2 => 0,
+                3 => -1,
+                _ => (rng.next() as i32) >> (r % 32),
+            };
+            let m = if i == 4 { i32::MAX } else { ((rng.next() >> 1) as i32) >> (r % 31) };
+            // Every shift in turn, and random ones.
+            let shift = if i < 8 { round - 31 } else { (rng.next() % 63) as i32 - 31 };
+            mb[4 * i..4 * i + 4].copy_from_slice(&m.to_le_bytes());
+            sb[4 * i..4 * i + 4].copy_from_slice(&shift.to_le_bytes());
+        }
+        for (zp_out, lo) in [(-128, -128), (-7, -7), (3, -128), (127, 127)] {
+            let q = Requant { multiplier: &mb, shift: &sb, zp_out, lo };
+            let (mut a, mut b) = (acc, acc);
+            (scalar::KERNELS.requantize_i32)(&mut a, &q);
+            (dsp.requantize_i32)(&mut b, &q);
+            check("requantize_i32", RQ, round as usize, &a, &b);
+            let (mut a, mut b) = (acc, acc);
+            (scalar::KERNELS.requantize_rows)(&mut a, 10, 7, &q);
+            (dsp.requantize_rows)(&mut b, 10, 7, &q);
+            check("requantize_rows", RQ, round as usize, &a, &b);
+        }
+    }
 }

@@ -13,7 +13,8 @@
 //!
 //! Shape: 4 weight rows per pass share each extended word of `x` (a conv layer's output channels;
 //! the MNIST model's conv2 is 64 rows of 800). Rows need no alignment: plain `LDR` loads
-//! unaligned words on ARMv7-M. Requantization and the packed path are the reference's.
+//! unaligned words on ARMv7-M. Requantization is the reference's arithmetic rearranged for a
+//! 32-bit core ([`requantize_one`]); the packed path is the reference's.
 //!
 //! Choosing it: stable Rust does not set `target_feature = "dsp"` for thumbv7em targets, so the
 //! table is opt-in: the `dsp` cargo feature builds it on thumbv7em targets (build.rs checks the
@@ -25,7 +26,8 @@
 
 mod insn;
 
-use super::{Kernels, scalar};
+use super::{Kernels, Requant, scalar};
+use crate::bytes::le_i32;
 use insn::{smlad, sxtb16, sxtb16_ror8, usada8};
 
 /// The table; reachable through [`crate::kernels::armv7em_dsp`] on ARMv7E-M (and through the
@@ -42,9 +44,8 @@ pub(crate) static ARMV7EM_DSP: Kernels = Kernels {
     gemm_u8i8: scalar::gemm_u8i8,
     gemm_u8i8_max: scalar::gemm_u8i8_max,
     row_sums_i8,
-    // A few thousand values per inference; the reference (i64 multiply: UMULL/SMULL on M4).
-    requantize_i32: scalar::requantize_i32,
-    requantize_rows: scalar::requantize_rows,
+    requantize_i32,
+    requantize_rows,
 };
 
 /// Rows per pass of [`matvec`]: 4 accumulators, 4 row pointers and an extended `x` word fit the
@@ -111,24 +112,25 @@ unsafe fn dot_rows<const R: usize>(w: [*const i8; R], x: *const i8, quads: usize
     unsafe { dot_rows_from([0; R], w, x, quads) }
 }
 
-/// Four rows `k` bytes apart from `w`, dotted with `x` over `4 * quads` bytes: pairs of words
-/// in [`insn::dot4x8`] (the hot loop, register-allocated by hand), an odd last word after.
+/// Four rows `k` bytes apart from `w`, dotted with `x` over `4 * quads` bytes: blocks of 4
+/// words in [`insn::dot4x16`] (the hot loop, register-allocated by hand), the last 0 to 3 words
+/// after.
 ///
 /// # Safety
 /// `w` valid for reading `3 * k + 4 * quads` bytes, `x` for `4 * quads`.
 #[inline(always)]
 unsafe fn dot4(w: *const i8, k: usize, x: *const i8, quads: usize) -> [i32; 4] {
     let mut acc = [0; 4];
-    let pairs = quads / 2;
-    if pairs > 0 {
-        // SAFETY: the rows and x are valid for 8 * pairs <= 4 * quads bytes.
-        unsafe { insn::dot4x8(&mut acc, w, k, x, pairs) };
+    let blocks = quads / 4;
+    if blocks > 0 {
+        // SAFETY: the rows and x are valid for 16 * blocks <= 4 * quads bytes.
+        unsafe { insn::dot4x16(&mut acc, w, k, x, blocks) };
     }
-    let done = 8 * pairs;
-    // SAFETY: offsets within (or one past) the caller's ranges; an odd last word is read there.
+    let done = 16 * blocks;
+    // SAFETY: offsets within (or one past) the caller's ranges; the last words are read there.
     unsafe {
         let rows = core::array::from_fn(|j| w.add(j * k + done));
-        dot_rows_from(acc, rows, x.add(done), quads % 2)
+        dot_rows_from(acc, rows, x.add(done), quads % 4)
     }
 }
 
@@ -215,6 +217,43 @@ fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
     }
 }
 
+/// See [`Kernels::requantize_rows`].
+fn requantize_rows(acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>) {
+    scalar::rows_with(requantize_i32, acc, stride, channels, q);
+}
+
+/// See [`Kernels::requantize_i32`].
+fn requantize_i32(acc: &mut [i32], q: &Requant<'_>) {
+    for (o, a) in acc.iter_mut().enumerate() {
+        *a = requantize_one(*a, le_i32(q.multiplier, o), le_i32(q.shift, o), q.zp_out, q.lo);
+    }
+}
+
+/// [`crate::requant::requantize`] for `M` in [0, 2^31 - 1] (the [`Requant`] contract), bit for
+/// bit, in fewer instructions on a 32-bit core: with `M >= 0` SRDHM never meets
+/// `i32::MIN * i32::MIN`, and its truncating division with a sign-dependent nudge equals
+/// `floor((x * M + 2^30) / 2^31)` for either sign (one `SMLAL` and two shifts, no 64-bit
+/// division fix-up); the rounding shift works in 32 bits (its mask and threshold fit).
+#[inline(always)]
+fn requantize_one(acc: i32, multiplier: i32, shift: i32, zp_out: i32, lo: i32) -> i32 {
+    let x = if shift < 0 {
+        let left = shift.unsigned_abs().min(31);
+        ((acc as i64) << left).clamp(i32::MIN as i64, i32::MAX as i64) as i32
+    } else {
+        acc
+    };
+    let y = ((x as i64 * multiplier as i64 + (1 << 30)) >> 31) as i32;
+    let z = if shift > 0 {
+        let e = shift.unsigned_abs().min(31);
+        let mask = (1u32 << e) - 1;
+        let threshold = (mask >> 1) + (y < 0) as u32;
+        (y >> e) + ((y as u32 & mask) > threshold) as i32
+    } else {
+        y
+    };
+    zp_out.saturating_add(z).clamp(lo, 127)
+}
+
 #[cfg(test)]
 mod tests {
     //! The loops on the instruction models (host); the firmware checks the instructions.
@@ -278,6 +317,37 @@ mod tests {
                 (DSP.row_sums_i8)(&w, k, &mut b);
                 assert_eq!(a, b, "k {k}");
             }
+        }
+    }
+
+    #[test]
+    fn requantize_matches_reference() {
+        use crate::kernels::Requant;
+        let mut seed = 7;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed >> 16) as u32
+        };
+        let n = 4096;
+        let mut acc: std::vec::Vec<i32> = (0..n).map(|_| next() as i32 >> (next() % 32)).collect();
+        acc[..6].copy_from_slice(&[i32::MIN, i32::MAX, 0, -1, 1, i32::MIN + 1]);
+        let m: std::vec::Vec<i32> =
+            (0..n).map(|i| if i % 97 == 0 { i32::MAX } else { (next() >> 1) as i32 >> (next() % 31) }).collect();
+        let shift: std::vec::Vec<i32> = (0..n).map(|_| (next() % 63) as i32 - 31).collect();
+        let le = |v: &[i32]| -> std::vec::Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let (mb, sb) = (le(&m), le(&shift));
+        for (zp_out, lo) in [(-128, -128), (-5, -5), (0, -128), (127, 127)] {
+            let q = Requant { multiplier: &mb, shift: &sb, zp_out, lo };
+            let (mut a, mut b) = (acc.clone(), acc.clone());
+            (REF.requantize_i32)(&mut a, &q);
+            (DSP.requantize_i32)(&mut b, &q);
+            assert_eq!(a, b, "zp {zp_out}");
+            let (mut a, mut b) = (acc.clone(), acc.clone());
+            (REF.requantize_rows)(&mut a, 10, 7, &q);
+            (DSP.requantize_rows)(&mut b, 10, 7, &q);
+            assert_eq!(a, b, "rows, zp {zp_out}");
         }
     }
 
