@@ -55,15 +55,21 @@ fn as_words(b: &[i8], out: &mut [i32]) {
     }
 }
 
-pub fn run(dsp: &Kernels) -> Tally {
-    static mut W: [i8; MAX_ROWS * MAX_K] = [0; MAX_ROWS * MAX_K];
-    static mut X: [i8; MAX_K] = [0; MAX_K];
-    static mut WT: [i32; MAX_ROWS * MAX_K / 4] = [0; MAX_ROWS * MAX_K / 4];
-    static mut XP: [i32; MAX_K / 4] = [0; MAX_K / 4];
-    // SAFETY: `run` is called once, from `main`, with interrupts off: nothing else touches these
-    // statics, so these are the only references to them.
-    let (w, x, wt, xp) = unsafe { (&mut *(&raw mut W), &mut *(&raw mut X), &mut *(&raw mut WT), &mut *(&raw mut XP)) };
+/// Work buffers for [`run`] (statics of `main`: too large for the stack).
+pub struct Buffers {
+    pub w: [i8; MAX_ROWS * MAX_K],
+    pub x: [i8; MAX_K],
+    pub wt: [i32; MAX_ROWS * MAX_K / 4],
+    pub xp: [i32; MAX_K / 4],
+}
 
+impl Buffers {
+    pub const ZERO: Buffers =
+        Buffers { w: [0; MAX_ROWS * MAX_K], x: [0; MAX_K], wt: [0; MAX_ROWS * MAX_K / 4], xp: [0; MAX_K / 4] };
+}
+
+pub fn run(dsp: &Kernels, bufs: &mut Buffers) -> Tally {
+    let Buffers { w, x, wt, xp } = bufs;
     let mut rng = Rng(0x1234_5678);
     let mut t = Tally { total: 0, failed: 0 };
     let mut check = |what: &str, k: usize, rows: usize, a: &[i32], b: &[i32]| {

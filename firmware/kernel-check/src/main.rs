@@ -124,8 +124,10 @@ fn main() -> ! {
     static mut ARENA: [u8; ARENA_BYTES] = [0; ARENA_BYTES];
     static mut SCRATCH: [u8; IMAGE_SCRATCH_BYTES] = [0; IMAGE_SCRATCH_BYTES];
 
+    static mut BUFFERS: kernel_cases::Buffers = kernel_cases::Buffers::ZERO;
+
     let dsp = kernels::armv7em_dsp();
-    let cases = kernel_cases::run(dsp);
+    let cases = kernel_cases::run(dsp, BUFFERS);
     hprintln!(
         "kernel-check: '{}' against '{}': {} kernel cases, {} differ",
         dsp.name,

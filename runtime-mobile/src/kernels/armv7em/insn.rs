@@ -218,14 +218,14 @@ pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *con
     *acc = [a0, a1, a2, a3];
 }
 
-/// The model of [`dot4x16`] for host tests: the same sums, word by word.
+/// The model of [`dot4x16`] for host tests: the same sums, byte by byte.
 ///
 /// # Safety
 /// As for the ARM version.
 #[cfg(not(target_arch = "arm"))]
 pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *const i8, blocks: usize) {
     for (j, a) in acc.iter_mut().enumerate() {
-        for i in 0..8 * pairs {
+        for i in 0..16 * blocks {
             // SAFETY: the caller guarantees these bytes.
             let (wv, xv) = unsafe { (*w.add(j * k + i), *x.add(i)) };
             *a = a.wrapping_add(wv as i32 * xv as i32);
