@@ -84,30 +84,44 @@ pub(super) fn usada8(a: u32, b: u32, acc: u32) -> u32 {
     (0..4).fold(acc, |s, i| s.wrapping_add(((a >> (8 * i)) as u8).abs_diff((b >> (8 * i)) as u8) as u32))
 }
 
-/// Four dot products over `16 * blocks` bytes, added to `acc`: row `j` starts at `w + j * k`, all
-/// share `x` (int8 both). The M4's hot loop, in one block so that the 4 accumulators, 3 pointers,
-/// the row stride and 4 temporaries stay in the 12 registers `asm!` may use; the loop's end
-/// sits on the stack (one load per 16 bytes). Per word of `x`: `LDR` + 2 `SXTB16` for `x`, and
-/// per row `LDR`, 2 `SXTB16` and 2 `SMLAD`: 23 instructions per 16 MACs.
+/// The M4's hot loop: for every group of 4 rows, `out[4g..4g + 4] +=` the group's rows dotted
+/// with `16 * blocks` bytes of `x`. Row `j` of group `g` starts at `w + (4g + j) * k`; all share
+/// `xx`, the extended `x` (per word of `x`, `SXTB16` of it then of it `ROR #8`). One block so
+/// that the 4 accumulators, 3 pointers, the row stride and 4 temporaries stay in the 12
+/// registers `asm!` may use; the loops' other state sits on the stack. Per word: one `LDRD` of
+/// `xx`, and per row `LDR`, 2 `SXTB16` and 2 `SMLAD`: 21 instructions per 16 MACs.
 ///
 /// # Safety
-/// `blocks >= 1`; `x` and the 4 rows valid for reading `16 * blocks` bytes.
+/// `blocks >= 1`, `groups >= 1`; `out` valid for reading and writing `4 * groups` aligned i32s;
+/// each of the `4 * groups` rows valid for reading `16 * blocks` bytes; `xx` valid for reading
+/// `8 * blocks` aligned u32s.
 #[cfg(target_arch = "arm")]
 #[inline(always)]
-pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *const i8, blocks: usize) {
-    let [mut a0, mut a1, mut a2, mut a3] = *acc;
-    // SAFETY: reads only x[..16 * blocks] and the 4 rows' first 16 * blocks bytes (the caller
-    // guarantees them; `LDR` allows unaligned words on ARMv7-M); writes only registers and the
-    // 8 bytes it reserves below SP (restored before the end). DSP instructions: see `smlad`.
+pub(super) unsafe fn dot4x16(out: *mut i32, groups: usize, w: *const i8, k: usize, xx: *const u32, blocks: usize) {
+    // SAFETY: reads xx[..8 * blocks] (aligned, as `LDRD` needs), the rows' first 16 * blocks
+    // bytes (`LDR` allows unaligned words on ARMv7-M) and out[..4 * groups], writes
+    // out[..4 * groups] (aligned i32s): all guaranteed by the caller. Registers only otherwise,
+    // and 24 bytes it reserves below SP (restored before the end). DSP instructions: see
+    // `smlad`.
     unsafe {
         asm!(
-            "add {t}, {x}, {t}, lsl #4",
-            "str {t}, [sp, #-8]!",
+            // Stack: [0] end of xx, [4] this group's out, [8] end of out, [12] from a row's
+            // end of this chunk to the next group's start, [16] start of xx.
+            "add {t}, {x}, {t}, lsl #5",
+            "sub sp, sp, #24",
+            "str {t}, [sp]",
+            "str {a0}, [sp, #4]",
+            "str {a1}, [sp, #8]",
+            "str {a2}, [sp, #12]",
+            "str {x}, [sp, #16]",
+            "3:",
+            "ldr {t}, [sp, #4]",
+            "ldrd {a0}, {a1}, [{t}]",
+            "ldrd {a2}, {a3}, [{t}, #8]",
+            "add {w2}, {w0}, {k}, lsl #1",
             "2:",
             // word 1 of 4: rows 1 and 3 by offset, then 2 and 0 with post-increment
-            "ldr {xo}, [{x}], #4",
-            "sxtb16 {xe}, {xo}",
-            "sxtb16 {xo}, {xo}, ror #8",
+            "ldrd {xe}, {xo}, [{x}], #8",
             "ldr {t}, [{w0}, {k}]",
             "sxtb16 {u}, {t}",
             "sxtb16 {t}, {t}, ror #8",
@@ -128,9 +142,7 @@ pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *con
             "sxtb16 {t}, {t}, ror #8",
             "smlad {a0}, {u}, {xe}, {a0}",
             "smlad {a0}, {t}, {xo}, {a0}",
-            "ldr {xo}, [{x}], #4",
-            "sxtb16 {xe}, {xo}",
-            "sxtb16 {xo}, {xo}, ror #8",
+            "ldrd {xe}, {xo}, [{x}], #8",
             "ldr {t}, [{w0}, {k}]",
             "sxtb16 {u}, {t}",
             "sxtb16 {t}, {t}, ror #8",
@@ -151,9 +163,7 @@ pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *con
             "sxtb16 {t}, {t}, ror #8",
             "smlad {a0}, {u}, {xe}, {a0}",
             "smlad {a0}, {t}, {xo}, {a0}",
-            "ldr {xo}, [{x}], #4",
-            "sxtb16 {xe}, {xo}",
-            "sxtb16 {xo}, {xo}, ror #8",
+            "ldrd {xe}, {xo}, [{x}], #8",
             "ldr {t}, [{w0}, {k}]",
             "sxtb16 {u}, {t}",
             "sxtb16 {t}, {t}, ror #8",
@@ -174,9 +184,7 @@ pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *con
             "sxtb16 {t}, {t}, ror #8",
             "smlad {a0}, {u}, {xe}, {a0}",
             "smlad {a0}, {t}, {xo}, {a0}",
-            "ldr {xo}, [{x}], #4",
-            "sxtb16 {xe}, {xo}",
-            "sxtb16 {xo}, {xo}, ror #8",
+            "ldrd {xe}, {xo}, [{x}], #8",
             "ldr {t}, [{w0}, {k}]",
             "sxtb16 {u}, {t}",
             "sxtb16 {t}, {t}, ror #8",
@@ -200,14 +208,25 @@ pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *con
             "ldr {t}, [sp]",
             "cmp {x}, {t}",
             "bne 2b",
-            "add sp, sp, #8",
-            a0 = inout(reg) a0,
-            a1 = inout(reg) a1,
-            a2 = inout(reg) a2,
-            a3 = inout(reg) a3,
+            "ldr {t}, [sp, #4]",
+            "strd {a0}, {a1}, [{t}]",
+            "strd {a2}, {a3}, [{t}, #8]",
+            "add {t}, {t}, #16",
+            "str {t}, [sp, #4]",
+            "ldr {u}, [sp, #12]",
+            "add {w0}, {w0}, {u}",
+            "ldr {x}, [sp, #16]",
+            "ldr {u}, [sp, #8]",
+            "cmp {t}, {u}",
+            "bne 3b",
+            "add sp, sp, #24",
+            a0 = inout(reg) out => _,
+            a1 = inout(reg) out.wrapping_add(4 * groups) => _,
+            a2 = inout(reg) (4 * k).wrapping_sub(16 * blocks) => _,
+            a3 = out(reg) _,
             w0 = inout(reg) w => _,
-            w2 = inout(reg) w.wrapping_add(2 * k) => _,
-            x = inout(reg) x => _,
+            w2 = out(reg) _,
+            x = inout(reg) xx => _,
             k = in(reg) k,
             xe = out(reg) _,
             xo = out(reg) _,
@@ -215,20 +234,22 @@ pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *con
             u = out(reg) _,
         );
     }
-    *acc = [a0, a1, a2, a3];
 }
 
-/// The model of [`dot4x16`] for host tests: the same sums, byte by byte.
+/// The model of [`dot4x16`] for host tests: the same `SMLAD`s.
 ///
 /// # Safety
 /// As for the ARM version.
 #[cfg(not(target_arch = "arm"))]
-pub(super) unsafe fn dot4x16(acc: &mut [i32; 4], w: *const i8, k: usize, x: *const i8, blocks: usize) {
-    for (j, a) in acc.iter_mut().enumerate() {
-        for i in 0..16 * blocks {
-            // SAFETY: the caller guarantees these bytes.
-            let (wv, xv) = unsafe { (*w.add(j * k + i), *x.add(i)) };
-            *a = a.wrapping_add(wv as i32 * xv as i32);
+pub(super) unsafe fn dot4x16(out: *mut i32, groups: usize, w: *const i8, k: usize, xx: *const u32, blocks: usize) {
+    for r in 0..4 * groups {
+        for q in 0..4 * blocks {
+            // SAFETY: the caller guarantees these words and outputs.
+            unsafe {
+                let (xe, xo) = (*xx.add(2 * q), *xx.add(2 * q + 1));
+                let wv = w.add(r * k + 4 * q).cast::<u32>().read_unaligned();
+                *out.add(r) = smlad(sxtb16_ror8(wv), xo, smlad(sxtb16(wv), xe, *out.add(r)));
+            }
         }
     }
 }

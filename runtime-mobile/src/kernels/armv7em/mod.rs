@@ -11,7 +11,8 @@
 //! "even" words and on the two "odd" words sums all four products. No reordering in memory is
 //! needed (CMSIS-NN reorders weights offline; here the model file is used as it is).
 //!
-//! Shape: 4 weight rows per pass share each extended word of `x` (a conv layer's output channels;
+//! Shape: `x` is sign-extended once (128 bytes at a time, on the stack); 4 weight rows per pass
+//! share each extended word of it (a conv layer's output channels;
 //! the MNIST model's conv2 is 64 rows of 800). Rows need no alignment: plain `LDR` loads
 //! unaligned words on ARMv7-M. Requantization is the reference's arithmetic rearranged for a
 //! 32-bit core ([`requantize_one`]); the packed path is the reference's.
@@ -69,7 +70,12 @@ fn dot_word(acc: i32, x_even: u32, x_odd: u32, w: u32) -> i32 {
     smlad(sxtb16_ror8(w), x_odd, smlad(sxtb16(w), x_even, acc))
 }
 
-/// See [`Kernels::matvec_i8`].
+/// Bytes of `x` that [`matvec`] sign-extends at a time, into a stack buffer (two words per 4
+/// bytes: 256 bytes of stack).
+const X_CHUNK: usize = 128;
+
+/// See [`Kernels::matvec_i8`]. `x` is sign-extended once per chunk into `SMLAD` operands
+/// (`(x0, x2)` and `(x1, x3)` per word), which every row group then loads with one `LDRD`.
 fn matvec(w: &[i8], x: &[i8], out: &mut [i32]) {
     let k = x.len();
     // Everything below reads `w` only inside `rows * k` bytes; a broken contract takes the
@@ -79,20 +85,40 @@ fn matvec(w: &[i8], x: &[i8], out: &mut [i32]) {
     }
     let quads = k / 4;
     let tail = quads * 4;
-    let mut groups = out.chunks_exact_mut(ROWS);
-    let mut rows = w.chunks_exact(ROWS * k);
-    for (o, wg) in (&mut groups).zip(&mut rows) {
-        // SAFETY: the ROWS rows start at `j * k` inside `wg` (ROWS * k bytes) and are read for
-        // `quads * 4 <= k` bytes; `x` holds k bytes.
-        let acc = unsafe { dot4(wg.as_ptr(), k, x.as_ptr(), quads) };
-        for (j, (o, a)) in o.iter_mut().zip(acc).enumerate() {
-            *o = tail_dot(a, &wg[j * k + tail..(j + 1) * k], &x[tail..]);
-        }
+    // The last k % 4 products first: they start the accumulators.
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(k)) {
+        *o = tail_dot(0, &row[tail..], &x[tail..]);
     }
-    for (o, row) in groups.into_remainder().iter_mut().zip(rows.remainder().chunks_exact(k)) {
-        // SAFETY: `row` holds k bytes, read for `quads * 4 <= k`; so does `x`.
-        let [a] = unsafe { dot_rows([row.as_ptr()], x.as_ptr(), quads) };
-        *o = tail_dot(a, &row[tail..], &x[tail..]);
+    let mut xx = [0u32; X_CHUNK / 2];
+    let mut q0 = 0;
+    while q0 < quads {
+        let n = (quads - q0).min(X_CHUNK / 4);
+        for (i, pair) in xx.chunks_exact_mut(2).take(n).enumerate() {
+            // SAFETY: word q0 + i < quads of `x` (k >= 4 * quads bytes).
+            let xw = unsafe { word(x.as_ptr().add(4 * (q0 + i))) };
+            pair[0] = sxtb16(xw);
+            pair[1] = sxtb16_ror8(xw);
+        }
+        let (groups, blocks) = (out.len() / ROWS, n / 4);
+        if groups > 0 && blocks > 0 {
+            // SAFETY: `out` holds 4 * groups i32s; row r's words q0..q0 + 4 * blocks lie inside
+            // its k bytes (4 * (q0 + n) <= k) and the rows inside `w` (rows * k bytes); `xx`
+            // holds 8 * blocks <= 2 * n words.
+            unsafe { insn::dot4x16(out.as_mut_ptr(), groups, w.as_ptr().add(4 * q0), k, xx.as_ptr(), blocks) };
+        }
+        let mut groups = out.chunks_exact_mut(ROWS);
+        let mut rows = w.chunks_exact(ROWS * k);
+        for (o, wg) in (&mut groups).zip(&mut rows).filter(|_| !n.is_multiple_of(4)) {
+            for (j, o) in o.iter_mut().enumerate() {
+                // SAFETY: as above, for the last n % 4 words of the chunk.
+                *o = unsafe { dot1(*o, wg.as_ptr().add(j * k + 4 * (q0 + 4 * blocks)), xx.as_ptr().add(8 * blocks), n % 4) };
+            }
+        }
+        for (o, row) in groups.into_remainder().iter_mut().zip(rows.remainder().chunks_exact(k)) {
+            // SAFETY: as above, for one row.
+            *o = unsafe { dot1(*o, row.as_ptr().add(4 * q0), xx.as_ptr(), n) };
+        }
+        q0 += n;
     }
 }
 
@@ -102,56 +128,15 @@ fn tail_dot(acc: i32, w: &[i8], x: &[i8]) -> i32 {
     w.iter().zip(x).fold(acc, |a, (&w, &x)| a.wrapping_add(w as i32 * x as i32))
 }
 
-/// `R` dot products of `quads` words: row `j` starts at `w[j]`, all share `x`.
+/// One row from `w` dotted with `quads` words of extended `x` (`xx`), on top of `acc`.
 ///
 /// # Safety
-/// Each `w[j]` and `x` valid for reading `4 * quads` bytes.
+/// `w` valid for reading `4 * quads` bytes, `xx` for `2 * quads` words.
 #[inline(always)]
-unsafe fn dot_rows<const R: usize>(w: [*const i8; R], x: *const i8, quads: usize) -> [i32; R] {
-    // SAFETY: the caller's guarantee.
-    unsafe { dot_rows_from([0; R], w, x, quads) }
-}
-
-/// Four rows `k` bytes apart from `w`, dotted with `x` over `4 * quads` bytes: blocks of 4
-/// words in [`insn::dot4x16`] (the hot loop, register-allocated by hand), the last 0 to 3 words
-/// after.
-///
-/// # Safety
-/// `w` valid for reading `3 * k + 4 * quads` bytes, `x` for `4 * quads`.
-#[inline(always)]
-unsafe fn dot4(w: *const i8, k: usize, x: *const i8, quads: usize) -> [i32; 4] {
-    let mut acc = [0; 4];
-    let blocks = quads / 4;
-    if blocks > 0 {
-        // SAFETY: the rows and x are valid for 16 * blocks <= 4 * quads bytes.
-        unsafe { insn::dot4x16(&mut acc, w, k, x, blocks) };
-    }
-    let done = 16 * blocks;
-    // SAFETY: offsets within (or one past) the caller's ranges; the last words are read there.
-    unsafe {
-        let rows = core::array::from_fn(|j| w.add(j * k + done));
-        dot_rows_from(acc, rows, x.add(done), quads % 4)
-    }
-}
-
-/// [`dot_rows`] on top of `acc`.
-///
-/// # Safety
-/// Each `w[j]` and `x` valid for reading `4 * quads` bytes.
-#[inline(always)]
-unsafe fn dot_rows_from<const R: usize>(mut acc: [i32; R], mut w: [*const i8; R], mut x: *const i8, quads: usize) -> [i32; R] {
-    for _ in 0..quads {
-        // SAFETY: the next word of `x` and of each row lies within `4 * quads` bytes.
-        let xw = unsafe { word(x) };
-        let (xe, xo) = (sxtb16(xw), sxtb16_ror8(xw));
-        for j in 0..R {
-            // SAFETY: as above.
-            acc[j] = dot_word(acc[j], xe, xo, unsafe { word(w[j]) });
-            // SAFETY: at most one past the last word read (in bounds or one past the end).
-            w[j] = unsafe { w[j].add(4) };
-        }
-        // SAFETY: as for the rows.
-        x = unsafe { x.add(4) };
+unsafe fn dot1(mut acc: i32, w: *const i8, xx: *const u32, quads: usize) -> i32 {
+    for q in 0..quads {
+        // SAFETY: word q < quads of `xx` and of the row.
+        unsafe { acc = dot_word(acc, *xx.add(2 * q), *xx.add(2 * q + 1), word(w.add(4 * q))) };
     }
     acc
 }
