@@ -222,7 +222,7 @@ pub(super) unsafe fn dot4x16(out: *mut i32, groups: usize, w: *const i8, k: usiz
             "add sp, sp, #24",
             a0 = inout(reg) out => _,
             a1 = inout(reg) out.wrapping_add(4 * groups) => _,
-            a2 = inout(reg) (4 * k).wrapping_sub(16 * blocks) => _,
+            a2 = inout(reg) k.wrapping_mul(4).wrapping_sub(16 * blocks) => _,
             a3 = out(reg) _,
             w0 = inout(reg) w => _,
             w2 = out(reg) _,
