@@ -12,9 +12,9 @@
 //! needed (CMSIS-NN reorders weights offline; here the model file is used as it is).
 //!
 //! Shape: `x` is sign-extended once (128 bytes at a time, on the stack); 4 weight rows per pass
-//! share each extended word of it (a conv layer's output channels;
-//! the MNIST model's conv2 is 64 rows of 800). Rows need no alignment: plain `LDR` loads
-//! unaligned words on ARMv7-M. Requantization is the reference's arithmetic rearranged for a
+//! share each extended word of it (a conv layer's output channels; the MNIST model's conv2 is
+//! 64 rows of 800). Rows need no alignment: plain `LDR` loads unaligned words on ARMv7-M (unless
+//! the firmware sets `CCR.UNALIGN_TRP`, which is off at reset). Requantization is the reference's arithmetic rearranged for a
 //! 32-bit core ([`requantize_one`]); the packed path is the reference's.
 //!
 //! Choosing it: stable Rust does not set `target_feature = "dsp"` for thumbv7em targets, so the
@@ -49,8 +49,8 @@ pub(crate) static ARMV7EM_DSP: Kernels = Kernels {
     requantize_rows,
 };
 
-/// Rows per pass of [`matvec`]: 4 accumulators, 4 row pointers and an extended `x` word fit the
-/// M4's 13 general registers with the loop's pointers.
+/// Rows per pass of [`matvec`]: 4 accumulators, 3 pointers, the row stride and 4 temporaries
+/// take all 12 registers inline `asm!` may use on Thumb (r6, r7, SP and PC are off limits).
 const ROWS: usize = 4;
 
 /// An unaligned little-endian word.
