@@ -87,7 +87,7 @@ pub fn run(dsp: &Kernels, bufs: &mut Buffers) -> Tally {
         (Fill::Alternate, Fill::Alternate),
         (Fill::Random, Fill::Value(0)),
     ];
-    for k in [1, 2, 3, 4, 5, 7, 8, 9, 25, 31, 64, 255, 800] {
+    for k in [1, 2, 3, 4, 5, 7, 8, 9, 25, 31, 64, 255, 263, 800] {
         for rows in [1, 2, 3, 4, 5, 7, 8, 9, 10] {
             for &(fw, fx) in &fills {
                 let (w, x) = (&mut w[..rows * k], &mut x[..k]);
