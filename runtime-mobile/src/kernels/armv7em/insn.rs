@@ -253,3 +253,90 @@ pub(super) unsafe fn dot4x16(out: *mut i32, groups: usize, w: *const i8, k: usiz
         }
     }
 }
+
+/// `out[4b..4b + 4]` for every block `b < blocks` of 4 columns of the `[rows][n]` i16-pair
+/// matrix `wt`, dotted with the `rows` pairs of `xp` (`SMLAD`: both halves at once): per pair,
+/// one `LDR` of `x`, two `LDRD`s of the 4 columns and 4 `SMLAD`s. Both loops in one block (the
+/// conv1 patches have 13 pairs: the per-block set-up matters); their state sits on the stack.
+///
+/// # Safety
+/// `blocks >= 1`, `rows >= 1`; `out` valid for writing `4 * blocks` aligned i32s; `wt` aligned
+/// and valid for reading the first `4 * blocks` of `n` i32s in each of `rows` rows; `xp` valid
+/// for reading `rows` i32s.
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+pub(super) unsafe fn pair_cols4(out: *mut i32, blocks: usize, wt: *const i32, n: usize, xp: *const i32, rows: usize) {
+    // SAFETY: reads xp[..rows] and 4 * blocks aligned i32s of each row of `wt` (`LDRD` needs
+    // word alignment, which i32 pointers have), writes out[..4 * blocks]: all guaranteed by the
+    // caller. Registers only otherwise, and 16 bytes it reserves below SP (restored before the
+    // end). DSP instructions: see `smlad`.
+    unsafe {
+        asm!(
+            // Stack: [0] this block's out, [4] end of out, [8] this block's first column,
+            // [12] start of xp.
+            "add {end}, {xp}, {end}, lsl #2",
+            "sub sp, sp, #16",
+            "str {a0}, [sp]",
+            "str {a1}, [sp, #4]",
+            "str {w}, [sp, #8]",
+            "str {xp}, [sp, #12]",
+            "3:",
+            "mov {a0}, #0",
+            "mov {a1}, #0",
+            "mov {a2}, #0",
+            "mov {a3}, #0",
+            "2:",
+            "ldr {x}, [{xp}], #4",
+            "ldrd {t}, {u}, [{w}]",
+            "smlad {a0}, {t}, {x}, {a0}",
+            "smlad {a1}, {u}, {x}, {a1}",
+            "ldrd {t}, {u}, [{w}, #8]",
+            "smlad {a2}, {t}, {x}, {a2}",
+            "smlad {a3}, {u}, {x}, {a3}",
+            "add {w}, {w}, {stride}",
+            "cmp {xp}, {end}",
+            "bne 2b",
+            "ldr {t}, [sp]",
+            "strd {a0}, {a1}, [{t}]",
+            "strd {a2}, {a3}, [{t}, #8]",
+            "add {t}, {t}, #16",
+            "str {t}, [sp]",
+            "ldr {w}, [sp, #8]",
+            "add {w}, {w}, #16",
+            "str {w}, [sp, #8]",
+            "ldr {xp}, [sp, #12]",
+            "ldr {u}, [sp, #4]",
+            "cmp {t}, {u}",
+            "bne 3b",
+            "add sp, sp, #16",
+            a0 = inout(reg) out => _,
+            a1 = inout(reg) out.wrapping_add(4 * blocks) => _,
+            a2 = out(reg) _,
+            a3 = out(reg) _,
+            w = inout(reg) wt => _,
+            xp = inout(reg) xp => _,
+            end = inout(reg) rows => _,
+            stride = in(reg) n.wrapping_mul(4),
+            x = out(reg) _,
+            t = out(reg) _,
+            u = out(reg) _,
+        );
+    }
+}
+
+/// The model of [`pair_cols4`] for host tests: the same `SMLAD`s.
+///
+/// # Safety
+/// As for the ARM version.
+#[cfg(not(target_arch = "arm"))]
+pub(super) unsafe fn pair_cols4(out: *mut i32, blocks: usize, wt: *const i32, n: usize, xp: *const i32, rows: usize) {
+    for c in 0..4 * blocks {
+        let mut a = 0;
+        for p in 0..rows {
+            // SAFETY: the caller guarantees these i32s.
+            unsafe { a = smlad(*wt.add(p * n + c) as u32, *xp.add(p) as u32, a) };
+        }
+        // SAFETY: as above.
+        unsafe { *out.add(c) = a };
+    }
+}

@@ -144,7 +144,8 @@ unsafe fn dot1(mut acc: i32, w: *const i8, xx: *const u32, quads: usize) -> i32 
 /// Output columns per pass of [`matvec_pairs_i16`].
 const COLS: usize = 4;
 
-/// See [`Kernels::matvec_pairs_i16`]: one `SMLAD` per pair, 4 output columns per pass.
+/// See [`Kernels::matvec_pairs_i16`]: one `SMLAD` per pair, 4 output columns per pass
+/// ([`insn::pair_cols4`]), the last `n % 4` columns here.
 fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
     let n = out.len();
     // No pairs: `wt` is empty and every output is 0 (the reference's answer, without pointer
@@ -152,34 +153,16 @@ fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
     if n == 0 || xp.is_empty() || xp.len().checked_mul(n) != Some(wt.len()) {
         return scalar::matvec_pairs_i16(wt, xp, out);
     }
-    let mut j = 0;
-    while j + COLS <= n {
-        // SAFETY: columns j..j + COLS of each of the xp.len() rows of n: in bounds of `wt`.
-        let acc = unsafe { cols4(wt.as_ptr().add(j), n, xp) };
-        out[j..j + COLS].copy_from_slice(&acc);
-        j += COLS;
+    let blocks = n / COLS;
+    if blocks > 0 {
+        // SAFETY: `out` holds n >= 4 * blocks i32s; `wt` holds xp.len() rows of n i32s
+        // (aligned), of which the first 4 * blocks are read; `xp` is not empty.
+        unsafe { insn::pair_cols4(out.as_mut_ptr(), blocks, wt.as_ptr(), n, xp.as_ptr(), xp.len()) };
     }
+    let j = COLS * blocks;
     for (jj, o) in out.iter_mut().enumerate().skip(j) {
         *o = xp.iter().enumerate().fold(0, |a, (p, &x)| smlad(wt.get(p * n + jj).copied().unwrap_or(0) as u32, x as u32, a));
     }
-}
-
-/// `COLS` columns from `w` of the `[xp.len()][n]` pair matrix, dotted with `xp` by `SMLAD`.
-///
-/// # Safety
-/// `w` valid for reading `COLS` i32s at each of `w + p * n`, `p < xp.len()`.
-#[inline(always)]
-unsafe fn cols4(mut w: *const i32, n: usize, xp: &[i32]) -> [i32; COLS] {
-    let mut acc = [0i32; COLS];
-    for &x in xp {
-        for (c, a) in acc.iter_mut().enumerate() {
-            // SAFETY: column c of this row (the caller's guarantee).
-            *a = smlad(unsafe { *w.add(c) } as u32, x as u32, *a);
-        }
-        // Past the last row this points outside `wt` and is never read: wrapping, not `add`.
-        w = w.wrapping_add(n);
-    }
-    acc
 }
 
 /// See [`Kernels::row_sums_i8`]: `USADA8` against zero sums four `w + 128` bytes (`w ^ 0x80`)
