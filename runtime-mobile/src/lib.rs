@@ -17,6 +17,16 @@
 #![cfg_attr(not(any(test, feature = "std")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
+// The `dsp` feature selects SMLAD/SXTB16 kernels, which only ARMv7E-M (Cortex-M4/M7) has;
+// on other ARM targets it is an error rather than a silent scalar build. (Elsewhere, e.g. the
+// host with `--all-features`, it has no effect.) build.rs sets `armv7em_target`.
+#[cfg(all(feature = "dsp", target_arch = "arm", not(armv7em_target)))]
+compile_error!(
+    "runtime-mobile's `dsp` feature needs an ARMv7E-M target with the DSP extension \
+     (thumbv7em-none-eabi or thumbv7em-none-eabihf: Cortex-M4/M7); this ARM target has none \
+     (thumbv6m: Cortex-M0/M0+, thumbv7m: Cortex-M3): build without `dsp`"
+);
+
 mod bytes;
 pub mod classifier;
 pub mod confidence;

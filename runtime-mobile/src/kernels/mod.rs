@@ -31,11 +31,25 @@ pub mod avx512;
 #[cfg(all(target_arch = "aarch64", target_endian = "little", target_feature = "neon"))]
 pub mod neon;
 
+// The DSP table: built with the `dsp` feature on ARMv7E-M targets (build.rs sets
+// `armv7em_target`; lib.rs refuses the feature on other ARM targets), and in host unit tests
+// on exact models of the instructions.
+#[cfg(any(all(feature = "dsp", target_arch = "arm", armv7em_target), all(test, not(target_arch = "arm"))))]
+mod armv7em;
+
+/// The Cortex-M4/M7 table on the DSP extension (`SMLAD`, `SXTB16`; see `kernels/armv7em`),
+/// bit-exact with [`scalar::KERNELS`]. Exists with the `dsp` feature on thumbv7em targets, where
+/// the DSP extension is part of the architecture, so it needs no run-time check.
+#[cfg(all(feature = "dsp", target_arch = "arm", armv7em_target))]
+pub fn armv7em_dsp() -> &'static Kernels {
+    &armv7em::ARMV7EM_DSP
+}
+
 /// A set of kernel implementations.
 #[derive(Debug)]
 pub struct Kernels {
     /// Human-readable name ("scalar", "scalar-packed", "avx2", "avx512-vnni", "neon",
-    /// "neon-dotprod").
+    /// "neon-dotprod", "armv7em-dsp").
     pub name: &'static str,
     /// Whether a [`crate::Session`] runs conv layers through the packed path (weights
     /// repacked once, channel-innermost, then [`Kernels::gemm_u8i8`] straight from a
@@ -189,6 +203,10 @@ pub fn compile_time_best() -> &'static Kernels {
     {
         return neon::neon();
     }
+    #[cfg(all(feature = "dsp", target_arch = "arm", armv7em_target, not(miri)))]
+    {
+        return armv7em_dsp();
+    }
     #[allow(unreachable_code)]
     &scalar::KERNELS
 }
@@ -285,6 +303,8 @@ mod tests {
             "neon-dotprod"
         } else if cfg!(all(target_arch = "aarch64", target_feature = "neon")) {
             "neon"
+        } else if cfg!(all(feature = "dsp", target_arch = "arm", armv7em_target)) {
+            "armv7em-dsp"
         } else {
             "scalar"
         };
