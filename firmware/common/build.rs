@@ -56,7 +56,10 @@ fn main() {
         model.arena_bytes()
     );
     let _ = writeln!(rust, "/// Classes (scores per digit).\npub const N_CLASSES: usize = {};", model.num_classes());
-    let _ = writeln!(rust, "/// Each stored digit's label and the host classifier's answer.\npub static EXPECTED: [Expected; N_DIGITS] = [");
+    let _ = writeln!(
+        rust,
+        "/// Each stored digit's label and the host classifier's answer.\npub static EXPECTED: [Expected; N_DIGITS] = ["
+    );
     for (image, label) in digits.iter() {
         pixels.extend_from_slice(image);
         let c = classifier.classify_image(image).unwrap_or_else(|e| fail(&format!("host classify_image: {e}")));

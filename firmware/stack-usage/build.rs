@@ -43,7 +43,8 @@ fn main() {
     if board == "microbit" && target != "thumbv6m-none-eabi" {
         fail("the micro:bit is a Cortex-M0: build it with --target thumbv6m-none-eabi");
     }
-    let memory = fs::read(manifest.join("boards").join(memory_file)).unwrap_or_else(|e| fail(&format!("boards/{memory_file}: {e}")));
+    let memory =
+        fs::read(manifest.join("boards").join(memory_file)).unwrap_or_else(|e| fail(&format!("boards/{memory_file}: {e}")));
     fs::write(out.join("memory.x"), memory).unwrap_or_else(|e| fail(&format!("memory.x: {e}")));
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-link-arg-bins=-Tlink.x");

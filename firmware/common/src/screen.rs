@@ -135,12 +135,10 @@ fn draw_answer<D: DrawTarget<Color = Rgb565>>(target: &mut D, view: &View<'_>) -
 }
 
 fn draw_top<D: DrawTarget<Color = Rgb565>>(target: &mut D, view: &View<'_>) -> Result<(), D::Error> {
-    Text::with_baseline("top 3", Point::new(PANEL_X, 152), MonoTextStyle::new(&FONT_6X10, DIM), Baseline::Top)
-        .draw(target)?;
+    Text::with_baseline("top 3", Point::new(PANEL_X, 152), MonoTextStyle::new(&FONT_6X10, DIM), Baseline::Top).draw(target)?;
     for (rank, (label, conf)) in view.top.iter().enumerate() {
         let y = 166 + 20 * rank as i32;
-        Text::with_baseline(label, Point::new(PANEL_X, y), MonoTextStyle::new(&FONT_10X20, INK), Baseline::Top)
-            .draw(target)?;
+        Text::with_baseline(label, Point::new(PANEL_X, y), MonoTextStyle::new(&FONT_10X20, INK), Baseline::Top).draw(target)?;
         let len = (BAR_MAX * u32::from(conf.q15()) + (1 << 14)) >> 15;
         let colour = if rank == 0 { ACCENT } else { DIM };
         Rectangle::new(Point::new(BAR_X, y + 4), Size::new(BAR_MAX, 12))
@@ -149,8 +147,13 @@ fn draw_top<D: DrawTarget<Color = Rgb565>>(target: &mut D, view: &View<'_>) -> R
         target.fill_solid(&Rectangle::new(Point::new(BAR_X, y + 4), Size::new(len, 12)), colour)?;
         let mut line = Line::<8>::new();
         write!(line, "{}%", (conf.per_mille() + 5) / 10).ok();
-        Text::with_baseline(line.as_str(), Point::new(BAR_X + BAR_MAX as i32 + 3, y + 6), MonoTextStyle::new(&FONT_6X10, INK), Baseline::Top)
-            .draw(target)?;
+        Text::with_baseline(
+            line.as_str(),
+            Point::new(BAR_X + BAR_MAX as i32 + 3, y + 6),
+            MonoTextStyle::new(&FONT_6X10, INK),
+            Baseline::Top,
+        )
+        .draw(target)?;
     }
     Ok(())
 }
@@ -158,16 +161,7 @@ fn draw_top<D: DrawTarget<Color = Rgb565>>(target: &mut D, view: &View<'_>) -> R
 fn draw_timing<D: DrawTarget<Color = Rgb565>>(target: &mut D, t: &Timing) -> Result<(), D::Error> {
     let mut line = Line::<64>::new();
     let micros = t.ticks.saturating_mul(1_000_000) / u64::from(t.hz.max(1));
-    write!(
-        line,
-        "{}.{:03} ms, {} ticks @ {} MHz ({})",
-        micros / 1000,
-        micros % 1000,
-        t.ticks,
-        t.hz / 1_000_000,
-        t.source
-    )
-    .ok();
+    write!(line, "{}.{:03} ms, {} ticks @ {} MHz ({})", micros / 1000, micros % 1000, t.ticks, t.hz / 1_000_000, t.source).ok();
     let at = TIMING_AREA.top_left + Point::new(8, 3);
     Text::with_baseline(line.as_str(), at, MonoTextStyle::new(&FONT_6X10, INK), Baseline::Top).draw(target)?;
     Ok(())

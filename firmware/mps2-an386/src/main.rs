@@ -71,7 +71,12 @@ fn main() -> ! {
         Ok(c) => c,
         Err(e) => fail(3, "Classifier::new", &e),
     };
-    hprintln!("mps2-an386: {} stored digits, kernels '{}', arena {} bytes", N_DIGITS, classifier.kernels().name, firmware_common::ARENA_BYTES);
+    hprintln!(
+        "mps2-an386: {} stored digits, kernels '{}', arena {} bytes",
+        N_DIGITS,
+        classifier.kernels().name,
+        firmware_common::ARENA_BYTES
+    );
 
     let (mut mismatches, mut correct) = (0, 0);
     for (i, expected) in EXPECTED.iter().enumerate() {
@@ -128,9 +133,28 @@ fn print_answer(i: usize, label: u8, c: &Classification<'_, '_>, ticks: u64) {
     let (t0, t1, t2) = (top(0), top(1), top(2));
     hprintln!(
         "digit {:02} label {} answer {} ({}) confidence_q15 {} scores {},{},{},{},{},{},{},{},{},{} top {}:{},{}:{},{}:{} ticks {}",
-        i, label, c.class, c.label, c.confidence.q15(),
-        s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7], s[8], s[9],
-        t0.0, t0.1, t1.0, t1.1, t2.0, t2.1, ticks
+        i,
+        label,
+        c.class,
+        c.label,
+        c.confidence.q15(),
+        s[0],
+        s[1],
+        s[2],
+        s[3],
+        s[4],
+        s[5],
+        s[6],
+        s[7],
+        s[8],
+        s[9],
+        t0.0,
+        t0.1,
+        t1.0,
+        t1.1,
+        t2.0,
+        t2.1,
+        ticks
     );
 }
 

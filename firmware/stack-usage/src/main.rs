@@ -69,7 +69,10 @@ fn parse_phase(file: &'static [u8]) -> Result<Model<'static>, Error> {
 /// Classifies every stored digit and checks each answer against the host's; the first engine
 /// error stops it.
 #[inline(never)]
-fn classify_phase(classifier: &mut Classifier<'_, '_>, outcomes: &mut [Option<Mismatch>; N_DIGITS]) -> Result<(), (usize, Error)> {
+fn classify_phase(
+    classifier: &mut Classifier<'_, '_>,
+    outcomes: &mut [Option<Mismatch>; N_DIGITS],
+) -> Result<(), (usize, Error)> {
     for (i, (expected, outcome)) in EXPECTED.iter().zip(outcomes.iter_mut()).enumerate() {
         let image = digits::digit(i).ok_or((i, Error::Internal("stored digit")))?;
         let c = classifier.classify_image(image).map_err(|e| (i, e))?;
@@ -119,7 +122,8 @@ fn main() -> ! {
     }
     // The classifier (session, input quantizer, scratch borrows) lives in this frame, as in an
     // application's main loop; building it is not a per-image cost.
-    let mut classifier = firmware_common::classifier(model, BUFFERS).unwrap_or_else(|e| fail(Exit::Engine, "Classifier::new", &e));
+    let mut classifier =
+        firmware_common::classifier(model, BUFFERS).unwrap_or_else(|e| fail(Exit::Engine, "Classifier::new", &e));
 
     // Phase 2: every digit, one painting (the maximum over all of them).
     let top = paint();
