@@ -30,10 +30,7 @@ fn require_tools() {
     );
     let targets = Command::new("rustup").args(["target", "list", "--installed"]).output();
     let installed = targets.map(|o| String::from_utf8_lossy(&o.stdout).lines().any(|l| l.trim() == TARGET));
-    assert!(
-        installed.is_ok_and(|t| t),
-        "the {TARGET} rustup target is missing: rustup target add {TARGET} thumbv6m-none-eabi"
-    );
+    assert!(installed.is_ok_and(|t| t), "the {TARGET} rustup target is missing: rustup target add {TARGET} thumbv6m-none-eabi");
 }
 
 /// Builds the QEMU demo in its own target folder; returns the ELF.
