@@ -63,11 +63,14 @@ fn main() -> ! {
     core.SYST.enable_interrupt();
     core.SYST.enable_counter();
 
-    let model = match Model::parse(firmware_common::MODEL) {
+    // Borrowed, not moved out of the `Result`: moving would put a second `Model` (~3 KB) in
+    // this frame (see stack-usage/README.md).
+    let parsed = Model::parse(firmware_common::MODEL);
+    let model = match &parsed {
         Ok(m) => m,
         Err(e) => fail(3, "Model::parse", &e),
     };
-    let mut classifier = match firmware_common::classifier(&model, BUFFERS) {
+    let mut classifier = match firmware_common::classifier(model, BUFFERS) {
         Ok(c) => c,
         Err(e) => fail(3, "Classifier::new", &e),
     };
@@ -94,14 +97,7 @@ fn main() -> ! {
         }
         correct += usize::from(c.class == usize::from(expected.label));
         let view = View { index: Some(i), label: Some(expected.label), timing: Some(timing), ..View::new(image, &c) };
-        // Infallible: the framebuffer is RAM.
-        let Ok(()) = screen::draw(FRAMEBUFFER, &view);
-        if i < SCREENS {
-            let name = screen_name(i);
-            if write_ppm(&name, FRAMEBUFFER).is_err() {
-                fail(5, "writing the screen to the host", &core::str::from_utf8(&name));
-            }
-        }
+        show(i, &view, FRAMEBUFFER);
     }
     let stack_bytes = match stack::high_water(base, top) {
         Ok(b) => b,
@@ -126,6 +122,9 @@ fn main() -> ! {
 
 /// One line per digit, read by the end-to-end test: index, label, answer, Q15 confidence,
 /// scores, top 3 (class:Q15), SysTick ticks.
+// Out of line, like the screen steps: their locals would otherwise sit in `main`'s frame,
+// which is on the stack at the deepest point (parsing).
+#[inline(never)]
 fn print_answer(i: usize, label: u8, c: &Classification<'_, '_>, ticks: u64) {
     let s = c.scores;
     let t = c.top();
@@ -156,6 +155,19 @@ fn print_answer(i: usize, label: u8, c: &Classification<'_, '_>, ticks: u64) {
         t2.1,
         ticks
     );
+}
+
+/// Draws `view` and, for the first [`SCREENS`] digits, writes it to the host.
+#[inline(never)]
+fn show(i: usize, view: &View<'_>, framebuffer: &mut Framebuffer) {
+    // Infallible: the framebuffer is RAM.
+    let Ok(()) = screen::draw(framebuffer, view);
+    if i < SCREENS {
+        let name = screen_name(i);
+        if write_ppm(&name, framebuffer).is_err() {
+            fail(5, "writing the screen to the host", &core::str::from_utf8(&name));
+        }
+    }
 }
 
 /// `screen-NN.ppm\0`.
