@@ -37,20 +37,21 @@ pub fn kernels() -> &'static Kernels {
 }
 
 /// The classifier's memory, for one `static` (`.bss`): the arena the model plans
-/// ([`ARENA_BYTES`], the least it runs in: a microcontroller's choice) and the scratch for
-/// 28x28 images.
-pub struct Buffers {
+/// ([`ARENA_BYTES`], the least it runs in: a microcontroller's choice) and the scratch:
+/// `IMAGE_SCRATCH_BYTES` (the default) for 28x28 images, `FRAME_SCRATCH_BYTES` to classify
+/// pictures too (`Classifier::classify_frame`, e.g. a digit drawn on a touch screen).
+pub struct Buffers<const SCRATCH: usize = IMAGE_SCRATCH_BYTES> {
     pub arena: [u8; ARENA_BYTES],
-    pub scratch: [u8; IMAGE_SCRATCH_BYTES],
+    pub scratch: [u8; SCRATCH],
 }
 
-impl Buffers {
+impl<const SCRATCH: usize> Buffers<SCRATCH> {
     pub const fn new() -> Self {
-        Buffers { arena: [0; ARENA_BYTES], scratch: [0; IMAGE_SCRATCH_BYTES] }
+        Buffers { arena: [0; ARENA_BYTES], scratch: [0; SCRATCH] }
     }
 }
 
-impl Default for Buffers {
+impl<const SCRATCH: usize> Default for Buffers<SCRATCH> {
     fn default() -> Self {
         Self::new()
     }
@@ -58,6 +59,9 @@ impl Default for Buffers {
 
 /// The board's classifier over `model` (parsed from [`MODEL`]) in `buffers`, with [`kernels`].
 /// Fails (`ArenaTooSmall`) if the model on the board plans more arena than the host did.
-pub fn classifier<'s, 'a>(model: &'s Model<'a>, buffers: &'s mut Buffers) -> Result<Classifier<'s, 'a>, Error> {
+pub fn classifier<'s, 'a, const SCRATCH: usize>(
+    model: &'s Model<'a>,
+    buffers: &'s mut Buffers<SCRATCH>,
+) -> Result<Classifier<'s, 'a>, Error> {
     Classifier::new(model, kernels(), &mut buffers.arena, &mut buffers.scratch)
 }

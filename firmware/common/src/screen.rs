@@ -23,6 +23,8 @@ pub const HEIGHT: u32 = 240;
 /// Screen pixels per digit pixel: 28 * 7 = 196.
 const DIGIT_SCALE: u32 = 7;
 const DIGIT_AT: Point = Point::new(8, 26);
+/// Where the digit is shown (196x196): a touch screen draws in it.
+pub const DIGIT_AREA: Rectangle = Rectangle::new(DIGIT_AT, Size::new(28 * DIGIT_SCALE, 28 * DIGIT_SCALE));
 /// The answer's glyph (10x20) is drawn this many times larger.
 const ANSWER_SCALE: u32 = 4;
 const PANEL_X: i32 = 214;
