@@ -324,7 +324,7 @@ impl<'a> Model<'a> {
         // slot: a local `Model` (or `Result`) returned by value would hold a second copy on a
         // microcontroller's small stack. LLVM forwards the slot only when it is untouched until
         // one call initialises it; every safe form tried (an initialised local filled through
-        // `&mut`, then returned) kept the 2,912-byte copy in this frame (stack-usage/README.md).
+        // `&mut`, then returned) kept the 2,912-byte copy in this frame (firmware/stack-usage/README.md).
         let mut slot = MaybeUninit::uninit();
         parse_into(&mut slot, bytes);
         // SAFETY: `parse_into` writes `slot` (`MaybeUninit::write`) as its first step, on every
