@@ -29,9 +29,9 @@ pub use digits::{ARENA_BYTES, N_CLASSES, N_DIGITS};
 /// The shipped model file (`models/mnist.int8.safetensors`), parsed in place from flash.
 pub static MODEL: &[u8] = include_bytes!(concat!(env!("CARGO_MANIFEST_DIR"), "/../../models/mnist.int8.safetensors"));
 
-/// The kernel table every board runs: the one place to choose it. Today the portable table
-/// (`kernels::best()` is the scalar one on Cortex-M: stable Rust sets no `dsp` target feature);
-/// a DSP table for ARMv7E-M is selected here when there is one.
+/// The kernel table every board runs: the one place to choose it. `kernels::best()` is the
+/// ARMv7E-M DSP table on thumbv7em (this crate turns on runtime-mobile's `dsp` feature for that
+/// target: stable Rust sets no `dsp` target feature) and the scalar table on the Cortex-M0.
 pub fn kernels() -> &'static Kernels {
     runtime_mobile::kernels::best()
 }
