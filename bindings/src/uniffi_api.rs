@@ -67,23 +67,24 @@ pub struct Answer {
 }
 
 /// Kotlin: `ClassifierException.Model` etc.; `code` is `runtime-mobile`'s `Error::code()` or
-/// the bindings' own (100..=105, see `Failure::code`).
+/// the bindings' own (100..=105, see `Failure::code`). The text is `detail`, not `message`: a
+/// field named `message` clashes with `Throwable.message` in the generated Kotlin.
 #[derive(Debug, Clone, PartialEq, Eq, uniffi::Error)]
 pub enum ClassifierError {
     /// Bad model bytes.
-    Model { code: u32, message: String },
+    Model { code: u32, detail: String },
     /// Bad frame or image arguments.
-    Input { code: u32, message: String },
+    Input { code: u32, detail: String },
     /// A bug (the core's `Internal`, or a caught panic).
-    Internal { code: u32, message: String },
+    Internal { code: u32, detail: String },
 }
 
 impl std::fmt::Display for ClassifierError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (ClassifierError::Model { code, message }
-        | ClassifierError::Input { code, message }
-        | ClassifierError::Internal { code, message }) = self;
-        write!(f, "{message} (code {code})")
+        let (ClassifierError::Model { code, detail }
+        | ClassifierError::Input { code, detail }
+        | ClassifierError::Internal { code, detail }) = self;
+        write!(f, "{detail} (code {code})")
     }
 }
 
@@ -91,11 +92,11 @@ impl std::error::Error for ClassifierError {}
 
 impl From<Failure> for ClassifierError {
     fn from(f: Failure) -> Self {
-        let (code, message) = (f.code(), f.to_string());
+        let (code, detail) = (f.code(), f.to_string());
         match f.kind() {
-            crate::error::Kind::Model => ClassifierError::Model { code, message },
-            crate::error::Kind::Input => ClassifierError::Input { code, message },
-            crate::error::Kind::Internal => ClassifierError::Internal { code, message },
+            crate::error::Kind::Model => ClassifierError::Model { code, detail },
+            crate::error::Kind::Input => ClassifierError::Input { code, detail },
+            crate::error::Kind::Internal => ClassifierError::Internal { code, detail },
         }
     }
 }
@@ -108,7 +109,7 @@ pub struct Classifier {
 
 #[uniffi::export]
 impl Classifier {
-    /// A model file's bytes (`models/*.int8.safetensors`).
+    /// A model file's bytes (a `runtime-mobile` int8 safetensors file, as in `models/`).
     #[uniffi::constructor]
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Arc<Self>, ClassifierError> {
         Ok(guard(|| Engine::from_bytes(bytes).map(|engine| Arc::new(Classifier { engine })))?)
