@@ -158,14 +158,9 @@ impl Engine {
     }
 
     /// Classifies a 28x28 MNIST-style image (0 = background); `f` sees the answer.
-    pub fn classify_image<R>(
-        &self,
-        pixels: &[u8],
-        f: impl for<'x> FnOnce(Answered<'x>) -> R,
-    ) -> Result<R, Failure> {
-        let image: &[u8; OUT_PIXELS] = pixels
-            .try_into()
-            .map_err(|_| runtime_mobile::Error::InputSize { expected: OUT_PIXELS, got: pixels.len() })?;
+    pub fn classify_image<R>(&self, pixels: &[u8], f: impl for<'x> FnOnce(Answered<'x>) -> R) -> Result<R, Failure> {
+        let image: &[u8; OUT_PIXELS] =
+            pixels.try_into().map_err(|_| runtime_mobile::Error::InputSize { expected: OUT_PIXELS, got: pixels.len() })?;
         self.with_state(|s| {
             let start = Instant::now();
             let c: Classification<'_, '_> = s.classifier.classify_image(image)?;
@@ -175,11 +170,7 @@ impl Engine {
     }
 
     /// Finds and classifies the digit in a frame; `f` sees the answer ("no digit" included).
-    pub fn classify_frame<R>(
-        &self,
-        args: &FrameArgs<'_>,
-        f: impl for<'x> FnOnce(Answered<'x>) -> R,
-    ) -> Result<R, Failure> {
+    pub fn classify_frame<R>(&self, args: &FrameArgs<'_>, f: impl for<'x> FnOnce(Answered<'x>) -> R) -> Result<R, Failure> {
         let rotation = Rotation::from_degrees(args.rotation_degrees).ok_or(Failure::BadRotation(args.rotation_degrees))?;
         let frame = Frame::new(args.data, args.format, args.width, args.height, args.row_stride)?;
         let opts = Options { rotation, roi: args.roi, ..Options::DEFAULT };

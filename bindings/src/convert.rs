@@ -47,7 +47,11 @@ pub fn answer(a: &Answered<'_>) -> Answer {
                 top: c
                     .top()
                     .iter()
-                    .map(|r| Ranked { class_index: u32_of(r.class), label: r.label.to_owned(), confidence: r.confidence.fraction() })
+                    .map(|r| Ranked {
+                        class_index: u32_of(r.class),
+                        label: r.label.to_owned(),
+                        confidence: r.confidence.fraction(),
+                    })
                     .collect(),
                 scores: c.scores.to_vec(),
             }),

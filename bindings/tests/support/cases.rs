@@ -68,7 +68,14 @@ fn inset(width: usize, height: usize) -> Roi {
     Roi { x, y, width: width - x - width / 16, height: height - y - height / 12 }
 }
 
-fn frame(id: String, input: Vec<u8>, (width, height, stride): (usize, usize, usize), format: PixelFormat, rotation: i32, roi: Option<Roi>) -> Case {
+fn frame(
+    id: String,
+    input: Vec<u8>,
+    (width, height, stride): (usize, usize, usize),
+    format: PixelFormat,
+    rotation: i32,
+    roi: Option<Roi>,
+) -> Case {
     Case { id, model: "mnist", image: false, input, width, height, stride, format, rotation, roi }
 }
 
@@ -173,7 +180,14 @@ pub fn canonical(outcome: &FrameOutcome<'_, '_>) -> String {
     let scores: Vec<String> = c.scores.iter().map(i8::to_string).collect();
     let bbox = c.preprocess.map_or("-".into(), |i| format!("{},{},{},{}", i.bbox.x, i.bbox.y, i.bbox.width, i.bbox.height));
     let inverted = u8::from(c.preprocess.is_some_and(|i| i.inverted));
-    format!("digit\t{}\t{}\t{}\t{}\t{}\t{bbox}\t{inverted}", c.class, c.label, c.confidence.q15(), top.join(";"), scores.join(","))
+    format!(
+        "digit\t{}\t{}\t{}\t{}\t{}\t{bbox}\t{inverted}",
+        c.class,
+        c.label,
+        c.confidence.q15(),
+        top.join(";"),
+        scores.join(",")
+    )
 }
 
 /// `runtime_mobile::Classifier` for each model, straight from the core (buffers leaked: a
