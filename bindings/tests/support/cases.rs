@@ -82,14 +82,7 @@ fn frame(
 /// The images of runtime-mobile/tests/images as frames: RGBA, BGRA, NV21 and Y planes with
 /// wide strides, in every rotation, whole and cropped.
 pub fn frame_cases() -> Vec<Case> {
-    let dir = repo().join("runtime-mobile/tests/images");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.expect("dir entry").path())
-        .filter(|p| p.extension().is_some_and(|x| x == "png" || x == "jpg"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 20, "expected the 20 images of {}", dir.display());
+    let files = image_files();
     let mut cases = Vec::new();
     for path in &files {
         let name = path.file_stem().and_then(|s| s.to_str()).expect("file name").to_owned();
@@ -132,6 +125,19 @@ fn no_digit_frames() -> Vec<Case> {
         frame("blank".into(), blank, (160, 120, 160), PixelFormat::Yuv420Y, 0, None),
         frame("speck".into(), speck, (160, 120, 160), PixelFormat::Yuv420Y, 90, None),
     ]
+}
+
+/// The pictures of runtime-mobile/tests/images, sorted.
+pub fn image_files() -> Vec<PathBuf> {
+    let dir = repo().join("runtime-mobile/tests/images");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "png" || x == "jpg"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 20, "expected the 20 images of {}", dir.display());
+    files
 }
 
 /// A 640x480 camera Y plane (stride 704, as some phones pad) with the first image's digit in
@@ -215,8 +221,12 @@ impl Reference {
         self.classifiers[0].1.kernels().name
     }
 
+    pub fn classifier(&mut self, model: &str) -> &mut Classifier<'static, 'static> {
+        &mut self.classifiers.iter_mut().find(|(n, _)| *n == model).expect("model").1
+    }
+
     pub fn answer(&mut self, case: &Case) -> String {
-        let c = &mut self.classifiers.iter_mut().find(|(n, _)| *n == case.model).expect("model").1;
+        let c = self.classifier(case.model);
         if case.image {
             let image: &[u8; 784] = case.input.as_slice().try_into().expect("784 bytes");
             return canonical(&FrameOutcome::Digit(c.classify_image(image).expect("classify_image")));
