@@ -42,7 +42,8 @@ fn main() {
     assert_eq!(image_case.input, image);
 
     let f = Frame::new(&frame.input, frame.format, frame.width, frame.height, frame.stride).expect("frame");
-    let opts = Options { rotation: Rotation::from_degrees(frame.rotation).expect("rotation"), roi: frame.roi, ..Options::DEFAULT };
+    let opts =
+        Options { rotation: Rotation::from_degrees(frame.rotation).expect("rotation"), roi: frame.roi, ..Options::DEFAULT };
     let core = reference.classifier("mnist");
     runs("rust frame640x480", calls, || {
         std::hint::black_box(core.classify_frame(&f, &opts).expect("classify_frame"));
