@@ -46,9 +46,11 @@ struct Reading {
         return "no digit: \(noDigit ?? "unknown")"
     }
 
-    /// "412 µs (preprocess 350 + inference 62), call 430 µs".
+    /// "412 µs in the classifier (preprocess 350 + inference 62), call 430 µs"; without the split
+    /// when the classifier timed both as one (preprocessMicros 0).
     var latency: String {
-        "\(preprocessMicros + inferenceMicros) µs (preprocess \(preprocessMicros) + inference \(inferenceMicros)), call \(callMicros) µs"
+        let split = preprocessMicros > 0 ? " (preprocess \(preprocessMicros) + inference \(inferenceMicros))" : ""
+        return "\(preprocessMicros + inferenceMicros) µs in the classifier\(split), call \(callMicros) µs"
     }
 
     /// 0.98612 -> "98.6 %", the same in every locale.

@@ -30,9 +30,15 @@ data class Reading(
     /** "7  98.6 %", or the no-digit reason. */
     val headline: String get() = if (label != null) "$label  ${percent(confidence)}" else "no digit: $noDigit"
 
-    /** "412 µs (preprocess 350 + inference 62), call 430 µs". */
+    /**
+     * "412 µs in the classifier (preprocess 350 + inference 62), call 430 µs"; without the split
+     * when the classifier timed both as one (preprocessMicros 0).
+     */
     val latency: String
-        get() = "${preprocessMicros + inferenceMicros} µs (preprocess $preprocessMicros + inference $inferenceMicros), call $callMicros µs"
+        get() {
+            val split = if (preprocessMicros > 0) " (preprocess $preprocessMicros + inference $inferenceMicros)" else ""
+            return "${preprocessMicros + inferenceMicros} µs in the classifier$split, call $callMicros µs"
+        }
 
     companion object {
         /** The classifier's no-digit codes (FrameResult.noDigitReason) as words. */

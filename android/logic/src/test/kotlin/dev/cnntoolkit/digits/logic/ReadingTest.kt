@@ -21,7 +21,7 @@ class ReadingTest {
         assertEquals("7  98.6 %", r.headline)
         assertEquals(listOf(Ranked("7", 0.98612f), Ranked("1", 0.01f), Ranked("9", 0.002f)), r.top)
         assertEquals(Reading.Box(0.1f, 0.1f, 0.3f, 0.2f), r.box)
-        assertEquals("412 µs (preprocess 350 + inference 62), call 430 µs", r.latency)
+        assertEquals("412 µs in the classifier (preprocess 350 + inference 62), call 430 µs", r.latency)
     }
 
     @Test
@@ -36,6 +36,8 @@ class ReadingTest {
         assertEquals("no digit: no ink", r.headline)
         assertNull(r.box)
         assertEquals(emptyList<Ranked>(), r.top)
+        assertEquals("90 µs in the classifier (preprocess 90 + inference 0), call 95 µs", r.latency)
+        assertEquals("7 µs in the classifier, call 9 µs", r.copy(preprocessMicros = 0, inferenceMicros = 7, callMicros = 9).latency)
     }
 
     @Test
