@@ -99,7 +99,7 @@ final class CameraController: NSObject, AVCaptureVideoDataOutputSampleBufferDele
         let width = CVPixelBufferGetWidthOfPlane(pixels, 0)
         let height = CVPixelBufferGetHeightOfPlane(pixels, 0)
         let stride = CVPixelBufferGetBytesPerRowOfPlane(pixels, 0)
-        // Wraps the luma plane without copying; uniffi copies it once into Rust.
+        // Wraps the luma plane without copying it; uniffi hands the bytes to Rust.
         let luma = Data(bytesNoCopy: base, count: stride * height, deallocator: .none)
         let roi = Self.frameRegion(region, width: width, height: height)
         do {
