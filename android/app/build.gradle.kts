@@ -65,7 +65,7 @@ android {
         compose = true
     }
 
-    sourceSets["main"].jniLibs.srcDir(rustJniLibs)
+    sourceSets["main"].jniLibs.srcDir(rustJniLibs.get().asFile)
 }
 
 kotlin {
@@ -100,7 +100,8 @@ val cargoNdk = tasks.register<Exec>("cargoNdk") {
     outputs.dir(out)
     // cargo decides itself what is stale; Gradle just runs it every time (a no-op build is fast).
     outputs.upToDateWhen { false }
-    doFirst { environment("ANDROID_NDK_HOME", ndkHome.get()) }
+    val exec = this
+    doFirst { exec.environment("ANDROID_NDK_HOME", ndkHome.get()) }
     commandLine(
         listOf(cargoCommand, "ndk") + rustAbis.flatMap { listOf("-t", it) } +
             listOf("-o", out.path, "build", "--release", "-p", "bindings"),

@@ -29,7 +29,9 @@ struct CameraPreview: UIViewRepresentable {
             // The conversion is only meaningful once the session runs.
             observer = NotificationCenter.default.addObserver(
                 forName: AVCaptureSession.didStartRunningNotification, object: nil, queue: .main
-            ) { [weak self] _ in self?.reportRegion() }
+            ) { [weak self] _ in
+                Task { @MainActor in self?.reportRegion() }
+            }
         }
 
         required init?(coder: NSCoder) { fatalError("not used from a storyboard") }

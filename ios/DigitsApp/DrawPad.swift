@@ -62,7 +62,7 @@ struct DrawPadView: View {
     var body: some View {
         GeometryReader { geo in
             let side = min(geo.size.width, geo.size.height)
-            Canvas { context, size in
+            Canvas { context, _ in
                 let pen = DrawPad.penWidth * side
                 for stroke in strokes {
                     let points = stroke.map { CGPoint(x: $0.x * side, y: $0.y * side) }

@@ -28,8 +28,15 @@ fun AnswerPanel(reading: Reading?, hint: String, modifier: Modifier = Modifier) 
     ) {
         if (reading == null) {
             Text(hint, style = MaterialTheme.typography.bodyLarge)
-            return@Column
+        } else {
+            Answer(reading)
         }
+    }
+}
+
+@Composable
+private fun Answer(reading: Reading) {
+    Column(Modifier.fillMaxWidth(), verticalArrangement = Arrangement.spacedBy(6.dp)) {
         Text(reading.headline, style = MaterialTheme.typography.headlineMedium)
         for (ranked in reading.top) {
             Row(verticalAlignment = Alignment.CenterVertically) {
