@@ -15,6 +15,7 @@ import kotlinx.coroutines.flow.MutableStateFlow
 import kotlinx.coroutines.flow.StateFlow
 import kotlinx.coroutines.flow.asStateFlow
 import kotlinx.coroutines.flow.combine
+import kotlinx.coroutines.flow.conflate
 import kotlinx.coroutines.flow.update
 import kotlinx.coroutines.launch
 import java.nio.ByteBuffer
@@ -68,10 +69,10 @@ class DigitsViewModel : ViewModel() {
 
     init {
         selectModel(Model.MNIST)
-        // A StateFlow keeps only the newest value: strokes drawn while a drawing is being
-        // classified replace each other, and only the newest is classified next.
+        // Conflated: strokes drawn while a drawing is being classified replace each other, and
+        // only the newest is classified next (the draw pad drops drawings while busy).
         viewModelScope.launch(padThread) {
-            combine(drawing, loaded) { strokes, info -> strokes to info }.collect { (strokes, info) ->
+            combine(drawing, loaded) { strokes, info -> strokes to info }.conflate().collect { (strokes, info) ->
                 pad.value = if (info == null) null else classifyDrawing(strokes)
             }
         }
