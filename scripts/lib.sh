@@ -11,6 +11,7 @@
 #   need_apt [--why TEXT] PKG...    installs Debian packages as root or with sudo
 #   need_rustup_target T...         adds the rustup targets that are missing
 #   need_toolchain TC [COMPONENT...]  installs a rustup toolchain (profile minimal) and components
+#   need_kotlinc            the npm kotlin-compiler, once for every script: sets kotlin_home
 #   timed NAME CMD...       runs CMD, prints "=== step NAME: N s ===" and records it for
 #   print_timings           the table of every timed step (trap it on EXIT to get it on failure)
 # A command that fails outside an `if`/`||` ends the script through the ERR trap, which prints
@@ -99,6 +100,21 @@ need_toolchain() {
             rustup component add --toolchain "$tc" "$c"
         fi
     done
+}
+
+# need_kotlinc: a current Kotlin compiler (Debian's kotlin 1.3 cannot read uniffi 0.32's output),
+# from npm into one cache every script shares ($KOTLINC_CACHE): sets kotlin_home, which holds
+# bin/kotlinc and lib/kotlin-stdlib.jar. Needs npm (the caller installs it with its other packages).
+kotlin_version=2.4.20
+need_kotlinc() {
+    local cache="${KOTLINC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/cnn-toolkit/kotlinc-$kotlin_version}"
+    kotlin_home="$cache/node_modules/kotlin-compiler"
+    [[ -x "$kotlin_home/bin/kotlinc" ]] && return 0
+    step "npm install kotlin-compiler@$kotlin_version" \
+        "needs npm and the npm registry: npm install --prefix $cache kotlin-compiler@$kotlin_version"
+    log "installing kotlinc $kotlin_version from npm into $cache"
+    mkdir -p "$cache"
+    npm install --prefix "$cache" --no-audit --no-fund --silent "kotlin-compiler@$kotlin_version"
 }
 
 # timed NAME CMD...: runs CMD, prints its wall time and keeps it for print_timings. Returns
