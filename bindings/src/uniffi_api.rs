@@ -61,8 +61,9 @@ pub struct Answer {
     /// In upright region-of-interest pixels, when a digit was found in a frame.
     pub bounding_box: Option<Region>,
     pub inverted: bool,
-    /// 0 until the core reports its split (the whole call is in `inference_micros`).
+    /// Finding the digit in the frame; 0 for `classify_image` (nothing to find).
     pub preprocess_micros: u64,
+    /// Quantizing, the network, the label, confidence and top 3.
     pub inference_micros: u64,
 }
 

@@ -127,11 +127,25 @@ impl<'s, 'a> Classifier<'s, 'a> {
     /// Finds the digit in a camera frame or picture (crop, rotation, polarity, lighting: see
     /// [`preprocess`]) and classifies it. Needs [`FRAME_SCRATCH_BYTES`] of scratch.
     pub fn classify_frame(&mut self, frame: &Frame<'_>, opts: &Options) -> Result<FrameOutcome<'_, 'a>, Error> {
+        self.classify_frame_marked(frame, opts, || ())
+    }
+
+    /// [`Classifier::classify_frame`], calling `between_phases` once preprocessing is done and
+    /// before inference starts (also when no digit was found; not on an error): a caller with a
+    /// clock reads it there to time the two phases apart (this crate has no clock).
+    pub fn classify_frame_marked(
+        &mut self,
+        frame: &Frame<'_>,
+        opts: &Options,
+        between_phases: impl FnOnce(),
+    ) -> Result<FrameOutcome<'_, 'a>, Error> {
         if self.work.len() < SCRATCH_BYTES {
             let got = self.work.len() + IMAGE_SCRATCH_BYTES;
             return Err(Error::ScratchTooSmall { needed: FRAME_SCRATCH_BYTES, got });
         }
-        let info = match preprocess::preprocess(frame, opts, self.work, self.image)? {
+        let found = preprocess::preprocess(frame, opts, self.work, self.image)?;
+        between_phases();
+        let info = match found {
             Preprocessed::Digit(info) => info,
             Preprocessed::NoDigit(reason) => return Ok(FrameOutcome::NoDigit(reason)),
         };

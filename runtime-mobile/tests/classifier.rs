@@ -11,7 +11,7 @@ use runtime_mobile::classifier::{Classification, FRAME_SCRATCH_BYTES, IMAGE_SCRA
 use runtime_mobile::confidence::{Confidence, softmax_q15};
 use runtime_mobile::error::{JsonContext, JsonErrorKind};
 use runtime_mobile::kernels::{self, Kernels};
-use runtime_mobile::preprocess::{self, Frame, InputQuantizer, OUT_PIXELS, Options, Preprocessed, Roi, SCRATCH_BYTES};
+use runtime_mobile::preprocess::{self, Frame, InputQuantizer, OUT_PIXELS, Options, Preprocessed, Roi, Rotation, SCRATCH_BYTES};
 use runtime_mobile::{Classifier, Error, FrameOutcome, Model, Shape, TensorKind};
 use testkit::mnist;
 use testkit::{Build, Rng, T, random_desc};
@@ -180,6 +180,38 @@ fn frames_without_a_digit_are_an_outcome() {
     page[..w * 10].iter_mut().for_each(|p| *p = 20);
     let opts = Options { roi: Some(Roi { x: 0, y: 20, width: 40, height: 20 }), ..Options::DEFAULT };
     assert!(matches!(c.classify_frame(&Frame::gray(&page, w, h).unwrap(), &opts).unwrap(), FrameOutcome::NoDigit(_)));
+}
+
+/// The phase mark comes once, between preprocessing and inference, whatever the outcome, and
+/// never on an error; the answer is `classify_frame`'s.
+#[test]
+fn classify_frame_marked_marks_the_end_of_preprocessing_once() {
+    let bytes = &models()[0].1;
+    let model = Model::parse(bytes).unwrap();
+    let (mut arena, mut scratch) = (vec![0u8; model.session_arena_bytes()], vec![0u8; FRAME_SCRATCH_BYTES]);
+    let mut c = Classifier::new(&model, kernels::best(), &mut arena, &mut scratch).unwrap();
+    let digits = mnist::fixture_digits("mnist");
+    let digit = Frame::gray(digits.image(3), 28, 28).unwrap();
+    let blank = [255u8; 64 * 48];
+    let blank = Frame::gray(&blank, 64, 48).unwrap();
+    for (what, frame, has_digit) in [("digit", digit, true), ("blank page", blank, false)] {
+        let want = match c.classify_frame(&frame, &Options::DEFAULT).unwrap() {
+            FrameOutcome::Digit(d) => Some((d.class, d.confidence, d.scores.to_vec())),
+            FrameOutcome::NoDigit(_) => None,
+        };
+        let mut marks = 0;
+        let got = match c.classify_frame_marked(&frame, &Options::DEFAULT, || marks += 1).unwrap() {
+            FrameOutcome::Digit(d) => Some((d.class, d.confidence, d.scores.to_vec())),
+            FrameOutcome::NoDigit(_) => None,
+        };
+        assert_eq!(marks, 1, "{what}");
+        assert_eq!(got.is_some(), has_digit, "{what}");
+        assert_eq!(got, want, "{what}");
+    }
+    let rotated = Options { rotation: Rotation::R90, roi: Some(Roi { x: 20, y: 0, width: 20, height: 20 }), ..Options::DEFAULT };
+    let mut marks = 0;
+    assert!(c.classify_frame_marked(&digit, &rotated, || marks += 1).is_err(), "a region outside the frame is an error");
+    assert_eq!(marks, 0);
 }
 
 #[test]

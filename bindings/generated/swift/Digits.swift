@@ -865,9 +865,12 @@ public struct Answer: Equatable, Hashable {
     public var boundingBox: Region?
     public var inverted: Bool
     /**
-     * 0 until the core reports its split (the whole call is in `inference_micros`).
+     * Finding the digit in the frame; 0 for `classify_image` (nothing to find).
      */
     public var preprocessMicros: UInt64
+    /**
+     * Quantizing, the network, the label, confidence and top 3.
+     */
     public var inferenceMicros: UInt64
 
     // Default memberwise initializers are never public by default, so we
@@ -883,8 +886,11 @@ public struct Answer: Equatable, Hashable {
          * In upright region-of-interest pixels, when a digit was found in a frame.
          */boundingBox: Region?, inverted: Bool, 
         /**
-         * 0 until the core reports its split (the whole call is in `inference_micros`).
-         */preprocessMicros: UInt64, inferenceMicros: UInt64) {
+         * Finding the digit in the frame; 0 for `classify_image` (nothing to find).
+         */preprocessMicros: UInt64, 
+        /**
+         * Quantizing, the network, the label, confidence and top 3.
+         */inferenceMicros: UInt64) {
         self.digit = digit
         self.noDigitReason = noDigitReason
         self.boundingBox = boundingBox

@@ -27,8 +27,10 @@ class FrameResult(classes: Int = 10) {
     val box: IntArray = IntArray(4)
     var inverted: Boolean = false
 
-    /** 0: the core runs preprocessing and inference as one call (all of it in [inferenceMicros]). */
+    /** Finding the digit in the frame (0 for [JniClassifier.classifyImage]: nothing to find). */
     var preprocessMicros: Long = 0
+
+    /** Quantizing, the network, the label, confidence and top 3. */
     var inferenceMicros: Long = 0
 
     /** What the native side writes (layout: `bindings/src/convert.rs`, module `packed`). */
