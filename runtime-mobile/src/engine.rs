@@ -546,12 +546,12 @@ fn matvec_for(k: &Kernels, t: &LayerTensors<'_>) -> fn(&[i8], &[i8], &mut [i32])
 pub(crate) fn has_i8_min(v: &[i8]) -> bool {
     // Branch-free OR of comparisons over fixed-size chunks: LLVM vectorizes it (a short-circuit
     // `any` it does not).
-    let mut chunks = v.chunks_exact(64);
+    let (chunks, rest) = v.as_chunks::<64>();
     let mut found = 0u8;
-    for c in &mut chunks {
+    for c in chunks {
         found |= c.iter().fold(0u8, |a, &x| a | (x == i8::MIN) as u8);
     }
-    found |= chunks.remainder().iter().fold(0u8, |a, &x| a | (x == i8::MIN) as u8);
+    found |= rest.iter().fold(0u8, |a, &x| a | (x == i8::MIN) as u8);
     found != 0
 }
 

@@ -69,7 +69,7 @@ fn packed_dot(wp: &[i8], src: &Patches<'_>, bias: &[i32], ocp: usize, i: usize, 
             .and_then(|off| off.checked_add(start))
             .and_then(|off| src.xu.get(off..off.checked_add(src.seg)?));
         let Some(seg) = seg else { continue };
-        for (j, xq) in seg.chunks_exact(4).enumerate() {
+        for (j, xq) in seg.as_chunks::<4>().0.iter().enumerate() {
             let q = r * quads_per_seg + j;
             let Some(wq) = wp.get((q * ocp + o) * 4..(q * ocp + o) * 4 + 4) else { continue };
             for (&u, &w) in xq.iter().zip(wq) {

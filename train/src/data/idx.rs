@@ -70,8 +70,7 @@ pub fn parse_idx(bytes: &[u8], path: &Path) -> Result<IdxArray, IdxError> {
     if bytes.len() < header_len {
         return Err(bad(format!("{ndim} dimensions need a {header_len}-byte header, file has {} bytes", bytes.len())));
     }
-    let dims: Vec<usize> =
-        bytes[4..header_len].chunks_exact(4).map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize).collect();
+    let dims: Vec<usize> = bytes[4..header_len].as_chunks::<4>().0.iter().map(|&c| u32::from_be_bytes(c) as usize).collect();
     let expected =
         dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d)).ok_or_else(|| bad(format!("dimensions {dims:?} overflow")))?;
     let actual = bytes.len() - header_len;

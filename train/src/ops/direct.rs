@@ -126,7 +126,7 @@ mod avx2 {
         for (c, wc) in wb.chunks_exact(k * k * CB).enumerate() {
             for (ky, wk) in wc.chunks_exact(k * CB).enumerate() {
                 let row = (c * g.h + ky) * g.w;
-                for (kx, ws) in wk.chunks_exact(CB).enumerate() {
+                for (kx, ws) in wk.as_chunks::<CB>().0.iter().enumerate() {
                     let mut xs = [_mm256_setzero_ps(); NV];
                     for (xv, &(base, _)) in xs.iter_mut().zip(group) {
                         // SAFETY: reads `x[base + row + kx..][..8]`; `row + kx + 8 <= reach`

@@ -50,7 +50,7 @@ fn pool_row(top: &[f32], bot: &[f32], bias: f32, out: &mut [f32], am: &mut [u8],
 }
 
 fn pool_row_scalar(top: &[f32], bot: &[f32], bias: f32, out: &mut [f32], am: &mut [u8]) {
-    let windows = top.chunks_exact(2).zip(bot.chunks_exact(2));
+    let windows = top.as_chunks::<2>().0.iter().zip(bot.as_chunks::<2>().0);
     for ((o, a), (t, b)) in out.iter_mut().zip(am.iter_mut()).zip(windows) {
         let (m, i) = argmax4([t[0] + bias, t[1] + bias, b[0] + bias, b[1] + bias]);
         let pass = m > 0.0;
