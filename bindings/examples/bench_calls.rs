@@ -13,7 +13,7 @@ mod cases;
 use std::time::Instant;
 
 use bindings::convert::{self, packed};
-use bindings::{Bundled, Engine, FrameArgs};
+use bindings::{Bundled, Engine};
 use runtime_mobile::preprocess::{Frame, Options, Rotation};
 
 fn runs(name: &str, calls: usize, mut call: impl FnMut()) {
@@ -53,15 +53,7 @@ fn main() {
     });
 
     let engine = Engine::bundled(Bundled::Mnist).expect("bundled");
-    let args = FrameArgs {
-        data: &frame.input,
-        format: frame.format,
-        width: frame.width,
-        height: frame.height,
-        row_stride: frame.stride,
-        rotation_degrees: frame.rotation,
-        roi: frame.roi,
-    };
+    let args = frame.frame_args();
     let mut out = [0i32; packed::HEADER + packed::MAX_SCORES];
     runs("rust-engine frame640x480", calls, || {
         engine.classify_frame(&args, |a| convert::pack(&a, &mut out)).expect("frame").expect("pack");

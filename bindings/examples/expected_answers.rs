@@ -7,6 +7,7 @@
 //! each data set plus the frames made from runtime-mobile/tests/images.
 
 #[path = "../tests/support/cases.rs"]
+#[allow(dead_code)] // shared with the tests; this example uses part of it
 mod cases;
 
 fn main() -> std::io::Result<()> {

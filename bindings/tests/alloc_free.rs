@@ -7,7 +7,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
 use bindings::convert::{self, packed};
-use bindings::{Bundled, Engine, FrameArgs};
+use bindings::{Bundled, Engine};
 
 struct Counting;
 
@@ -45,15 +45,7 @@ fn allocations() -> u64 {
 fn frame_and_image_paths_allocate_nothing() {
     let e = Engine::bundled(Bundled::Mnist).expect("bundled");
     let case = support::cases::frame_cases().into_iter().find(|c| c.id == "bench-frame").expect("bench frame");
-    let args = FrameArgs {
-        data: &case.input,
-        format: case.format,
-        width: case.width,
-        height: case.height,
-        row_stride: case.stride,
-        rotation_degrees: case.rotation,
-        roi: case.roi,
-    };
+    let args = case.frame_args();
     let image = [0u8; 784];
     let mut out = [0i32; packed::HEADER + packed::MAX_SCORES];
     // Warm-up: std's one-time initialisations (CPU feature cache, clock) are not per frame.

@@ -6,25 +6,13 @@ mod support;
 
 use bindings::convert::{self, packed};
 use bindings::uniffi_api::{self, BundledModel, ClassifierError, Region};
-use bindings::{Bundled, Engine, FrameArgs};
-use support::cases::{self, Case, Reference, canonical};
+use bindings::{Bundled, Engine};
+use support::cases::{self, Reference, canonical};
 
 fn engine(model: &str) -> Engine {
     match model {
         "mnist" => Engine::from_bytes(cases::model_bytes("mnist")).expect("from_bytes"),
         _ => Engine::bundled(Bundled::FashionMnist).expect("bundled"),
-    }
-}
-
-fn args(case: &Case) -> FrameArgs<'_> {
-    FrameArgs {
-        data: &case.input,
-        format: case.format,
-        width: case.width,
-        height: case.height,
-        row_stride: case.stride,
-        rotation_degrees: case.rotation,
-        roi: case.roi,
     }
 }
 
@@ -55,7 +43,7 @@ fn engine_answers_equal_the_core_classifier() {
             e.classify_image(&case.input, |a| canonical(&a.outcome))
         } else {
             frames += 1;
-            e.classify_frame(&args(case), |a| canonical(&a.outcome))
+            e.classify_frame(&case.frame_args(), |a| canonical(&a.outcome))
         }
         .unwrap_or_else(|f| panic!("{}: {f}", case.id));
         assert_eq!(got, reference.answer(case), "{}", case.id);
@@ -70,7 +58,7 @@ fn packed_answer_matches_the_core() {
     let case = cases::frame_cases().into_iter().find(|c| c.id == "bench-frame").expect("bench frame");
     let mut out = [0i32; packed::HEADER + 10];
     let (n, class, q15, scores, bbox) = e
-        .classify_frame(&args(&case), |a| {
+        .classify_frame(&case.frame_args(), |a| {
             let runtime_mobile::FrameOutcome::Digit(c) = a.outcome else { panic!("no digit in the bench frame") };
             let info = c.preprocess.expect("frame info");
             let scores: Vec<i32> = c.scores.iter().map(|&s| i32::from(s)).collect();
@@ -85,7 +73,7 @@ fn packed_answer_matches_the_core() {
     assert_eq!(&out[packed::HEADER..], &scores[..]);
     assert_eq!(&out[packed::BOX..packed::BOX + 4], &[bbox.x as i32, bbox.y as i32, bbox.width as i32, bbox.height as i32]);
     let mut short = [0i32; packed::HEADER + 9];
-    let r = e.classify_frame(&args(&case), |a| convert::pack(&a, &mut short)).expect("classify");
+    let r = e.classify_frame(&case.frame_args(), |a| convert::pack(&a, &mut short)).expect("classify");
     assert_eq!(r.map_err(|f| f.code()), Err(105));
 }
 

@@ -29,6 +29,21 @@ pub struct Case {
     pub roi: Option<Roi>,
 }
 
+impl Case {
+    /// The case as the bindings' frame call takes it.
+    pub fn frame_args(&self) -> bindings::FrameArgs<'_> {
+        bindings::FrameArgs {
+            data: &self.input,
+            format: self.format,
+            width: self.width,
+            height: self.height,
+            row_stride: self.stride,
+            rotation_degrees: self.rotation,
+            roi: self.roi,
+        }
+    }
+}
+
 pub fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
