@@ -467,17 +467,17 @@ fn unchecked_constructors_match_detection() {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: AVX2 was just detected on this CPU.
-        let k = unsafe { kernels::x86::avx2_unchecked() };
-        assert!(std::ptr::eq(k, kernels::x86::detect_avx2().unwrap()));
+        let k = unsafe { kernels::x86_64::avx2_unchecked() };
+        assert!(std::ptr::eq(k, kernels::x86_64::detect_avx2().unwrap()));
         let mut out = [0i32; 3];
         (k.matvec_i8)(&w, &x, &mut out);
         assert_eq!(out, want);
         checked += 1;
     }
     #[cfg(target_arch = "x86_64")]
-    if let Some(detected) = kernels::avx512::detect_avx512_vnni() {
+    if let Some(detected) = kernels::x86_64::detect_avx512_vnni() {
         // SAFETY: detection just found AVX2, AVX-512F/BW and VNNI on this CPU.
-        let k = unsafe { kernels::avx512::avx512_vnni_unchecked() };
+        let k = unsafe { kernels::x86_64::avx512_vnni_unchecked() };
         assert!(std::ptr::eq(k, detected));
         let mut out = [0i32; 3];
         (k.matvec_i8)(&w, &x, &mut out);
@@ -487,8 +487,8 @@ fn unchecked_constructors_match_detection() {
     #[cfg(target_arch = "aarch64")]
     if std::arch::is_aarch64_feature_detected!("dotprod") {
         // SAFETY: FEAT_DotProd was just detected on this CPU.
-        let k = unsafe { kernels::neon::neon_dotprod_unchecked() };
-        assert!(std::ptr::eq(k, kernels::neon::detect_dotprod().unwrap()));
+        let k = unsafe { kernels::aarch64::neon_dotprod_unchecked() };
+        assert!(std::ptr::eq(k, kernels::aarch64::detect_dotprod().unwrap()));
         let mut out = [0i32; 3];
         (k.matvec_i8)(&w, &x, &mut out);
         assert_eq!(out, want);

@@ -11,7 +11,7 @@
 //!   baseline on aarch64; AVX2 needs `-C target-feature=+avx2` or a `target-cpu` that has it);
 //! - at run time with the `std` feature: `detect` / `available` use
 //!   `is_x86_feature_detected!` / `is_aarch64_feature_detected!`, and [`best`] becomes `detect`;
-//! - or by the caller's promise: the `unsafe fn`s of the `x86`, `avx512` and `neon` modules
+//! - or by the caller's promise: the `unsafe fn`s of the `x86_64` and `aarch64` modules
 //!   (e.g. firmware that knows its CPU).
 //!
 //! Under Miri (`cfg(miri)`) only the scalar tables are handed out: [`compile_time_best`], [`best`],
@@ -23,13 +23,10 @@
 pub mod scalar;
 
 #[cfg(all(target_arch = "x86_64", target_endian = "little"))]
-pub mod x86;
-
-#[cfg(all(target_arch = "x86_64", target_endian = "little"))]
-pub mod avx512;
+pub mod x86_64;
 
 #[cfg(all(target_arch = "aarch64", target_endian = "little", target_feature = "neon"))]
-pub mod neon;
+pub mod aarch64;
 
 // The DSP table: built with the `dsp` feature on ARMv7E-M targets (build.rs sets
 // `armv7em_target`; lib.rs refuses the feature on other ARM targets), and in host unit tests
@@ -171,7 +168,7 @@ pub fn compile_time_best() -> &'static Kernels {
         not(miri)
     ))]
     {
-        return avx512::avx512_vnni();
+        return x86_64::avx512_vnni();
     }
     #[cfg(all(
         target_arch = "x86_64",
@@ -181,7 +178,7 @@ pub fn compile_time_best() -> &'static Kernels {
         not(miri)
     ))]
     {
-        return x86::avx2();
+        return x86_64::avx2();
     }
     #[cfg(all(
         target_arch = "aarch64",
@@ -191,7 +188,7 @@ pub fn compile_time_best() -> &'static Kernels {
         not(miri)
     ))]
     {
-        return neon::neon_dotprod();
+        return aarch64::neon_dotprod();
     }
     #[cfg(all(
         target_arch = "aarch64",
@@ -201,7 +198,7 @@ pub fn compile_time_best() -> &'static Kernels {
         not(miri)
     ))]
     {
-        return neon::neon();
+        return aarch64::neon();
     }
     #[cfg(all(feature = "dsp", target_arch = "arm", armv7em_target, not(miri)))]
     {
@@ -245,13 +242,13 @@ pub fn available() -> [Option<&'static Kernels>; 4] {
     let mut out: [Option<&'static Kernels>; 4] = [Some(&scalar::KERNELS), Some(&scalar::KERNELS_PACKED), None, None];
     #[cfg(all(target_arch = "x86_64", target_endian = "little", not(miri)))]
     {
-        out[2] = x86::detect_avx2();
-        out[3] = avx512::detect_avx512_vnni();
+        out[2] = x86_64::detect_avx2();
+        out[3] = x86_64::detect_avx512_vnni();
     }
     #[cfg(all(target_arch = "aarch64", target_endian = "little", target_feature = "neon", not(miri)))]
     {
-        out[2] = Some(neon::neon());
-        out[3] = neon::detect_dotprod();
+        out[2] = Some(aarch64::neon());
+        out[3] = aarch64::detect_dotprod();
     }
     out
 }

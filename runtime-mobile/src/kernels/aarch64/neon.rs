@@ -12,7 +12,7 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::{Kernels, scalar};
+use crate::kernels::{Kernels, scalar};
 
 /// NEON is part of every little-endian aarch64 Rust target that compiles this module
 /// (`cfg(target_feature = "neon")` in `mod.rs`), so this table is always usable.
@@ -180,8 +180,9 @@ unsafe fn matvec<S: Step>(w: &[i8], x: &[i8], out: &mut [i32]) {
     let k16 = k - k % 16;
     // Tail: the last 16 bytes of `x`, the first `16 - k % 16` of them (already counted) zeroed.
     // SAFETY: k >= 16, so x[k - 16..k] is in bounds; TAIL_MASK[rem..rem + 16] with rem < 16.
-    let xt = (k16 < k)
-        .then(|| unsafe { vandq_s8(vld1q_s8(x.as_ptr().add(k - 16)), vld1q_s8(super::TAIL_MASK.as_ptr().add(k - k16))) });
+    let xt = (k16 < k).then(|| unsafe {
+        vandq_s8(vld1q_s8(x.as_ptr().add(k - 16)), vld1q_s8(crate::kernels::TAIL_MASK.as_ptr().add(k - k16)))
+    });
     let mut r = 0;
     while r + 4 <= rows {
         // SAFETY: rows r..r+4 exist and `w.len() == rows * k`; S's feature per our contract.

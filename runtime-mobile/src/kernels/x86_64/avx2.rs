@@ -17,7 +17,7 @@
 
 use core::arch::x86_64::*;
 
-use super::{Kernels, Requant, scalar};
+use crate::kernels::{Kernels, Requant, scalar};
 
 /// Private: reachable only through the functions below, which establish AVX2 support.
 static AVX2: Kernels = Kernels {
@@ -55,7 +55,7 @@ pub fn detect_avx2() -> Option<&'static Kernels> {
 }
 
 fn matvec_i8(w: &[i8], x: &[i8], out: &mut [i32]) {
-    // SAFETY: this function is only reachable through `AVX2` and `avx512::AVX512_VNNI`, which
+    // SAFETY: this function is only reachable through `AVX2` and `avx512_vnni::AVX512_VNNI`, which
     // are only handed out when the CPU supports AVX2 (compile-time feature, runtime detection,
     // or the caller's promise; the AVX-512 table requires AVX2 too).
     unsafe { matvec_avx2(w, x, out) }
@@ -218,7 +218,7 @@ unsafe fn matvec_avx2(w: &[i8], x: &[i8], out: &mut [i32]) {
         // SAFETY: k >= 16, so x[k - 16..k] is in bounds; TAIL_MASK[rem..rem + 16] with rem < 16.
         unsafe {
             let v = _mm_loadu_si128(x.as_ptr().add(k - 16).cast());
-            let m = _mm_loadu_si128(super::TAIL_MASK.as_ptr().add(k - k16).cast());
+            let m = _mm_loadu_si128(crate::kernels::TAIL_MASK.as_ptr().add(k - k16).cast());
             _mm256_cvtepi8_epi16(_mm_and_si128(v, m))
         }
     });
@@ -268,7 +268,7 @@ unsafe fn matvec_sym_avx2(w: &[i8], x: &[i8], out: &mut [i32]) {
         // SAFETY: k >= 32, so x[k - 32..k] is in bounds; TAIL_MASK32[rem..rem + 32], rem < 32.
         unsafe {
             let v = _mm256_loadu_si256(x.as_ptr().add(k - 32).cast());
-            let m = _mm256_loadu_si256(super::TAIL_MASK32.as_ptr().add(k - k32).cast());
+            let m = _mm256_loadu_si256(crate::kernels::TAIL_MASK32.as_ptr().add(k - k32).cast());
             _mm256_and_si256(v, m)
         }
     });

@@ -3,7 +3,7 @@
 //! `vpdpbusd` multiplies unsigned bytes by signed bytes and adds each group of four products to
 //! an i32 lane, wrapping like the reference and never saturating (|4 * 255 * 128| < 2^31), so
 //! these kernels are exact for every int8 value, including -128 weights:
-//! - the packed conv path ([`super::Kernels::gemm_u8i8`]): output channels in lanes, one
+//! - the packed conv path ([`crate::kernels::Kernels::gemm_u8i8`]): output channels in lanes, one
 //!   broadcast quad of a patch (read in place from the channels-last input) against 16
 //!   channels' weight quads per instruction, up to 4 patches x 64 channels of accumulators in
 //!   registers;
@@ -15,7 +15,8 @@
 
 use core::arch::x86_64::*;
 
-use super::{Kernels, PACK_OC, Patches, Requant, scalar, x86};
+use super::avx2;
+use crate::kernels::{Kernels, PACK_OC, Patches, Requant, scalar};
 
 /// Private: reachable only through the functions below, which establish the CPU features.
 static AVX512_VNNI: Kernels = Kernels {
@@ -24,10 +25,10 @@ static AVX512_VNNI: Kernels = Kernels {
     matvec_i8,
     // Exact for every weight: nothing to gain from the symmetric bound.
     matvec_i8_sym: matvec_i8,
-    matvec_pairs_i16: x86::matvec_pairs_i16,
+    matvec_pairs_i16: avx2::matvec_pairs_i16,
     gemm_u8i8,
     gemm_u8i8_max,
-    row_sums_i8: x86::row_sums_i8,
+    row_sums_i8: avx2::row_sums_i8,
     requantize_i32,
     requantize_rows,
 };
@@ -94,7 +95,7 @@ fn byte_mask(n: usize) -> __mmask64 {
     if n >= 64 { u64::MAX } else { (1u64 << n) - 1 }
 }
 
-/// See [`super::Kernels::matvec_i8`]: 4 rows per pass share each 64-byte piece of `x`.
+/// See [`crate::kernels::Kernels::matvec_i8`]: 4 rows per pass share each 64-byte piece of `x`.
 ///
 /// # Safety
 /// The table's CPU features must be available. (Any slice lengths are memory-safe: a broken
@@ -136,8 +137,8 @@ unsafe fn matvec_vnni(w: &[i8], x: &[i8], out: &mut [i32]) {
     }
 }
 
-/// See [`super::Kernels::gemm_u8i8`] (`MAX = false`; `out` holds `n * ocp` values) and
-/// [`super::Kernels::gemm_u8i8_max`] (`MAX = true`; `out` is `pmax`, `ocp` values): blocks of up
+/// See [`crate::kernels::Kernels::gemm_u8i8`] (`MAX = false`; `out` holds `n * ocp` values) and
+/// [`crate::kernels::Kernels::gemm_u8i8_max`] (`MAX = true`; `out` is `pmax`, `ocp` values): blocks of up
 /// to 4 patches x 64 channels (16 zmm accumulators, started at `bias`); per quad, the channels'
 /// weights are loaded once and each patch's quad is broadcast once.
 ///
@@ -276,7 +277,7 @@ unsafe fn block<const P: usize, const V: usize, const MAX: bool>(b: Block) {
     }
 }
 
-/// Sixteen lanes of [`crate::requant::requantize`], step for step as `x86::requant_avx2` (whose
+/// Sixteen lanes of [`crate::requant::requantize`], step for step as `avx2::requant_avx2` (whose
 /// comments explain each step), with mask registers for the compares and the tails. Rows of
 /// `stride` values, channels `0..channels` of each (`stride >= channels >= 1`): the outer loop
 /// walks groups of 16 channels and prepares their parameters once, the inner one the rows.

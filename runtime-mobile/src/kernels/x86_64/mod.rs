@@ -1,0 +1,17 @@
+//! x86_64 tables, one file per ISA level: `avx2` (AVX2, `vpmaddwd`) and
+//! `avx512_vnni` (AVX-512 VNNI, `vpdpbusd`, with the packed conv path). The VNNI table
+//! reuses the AVX2 kernels it does not improve on, so it requires AVX2 as well.
+
+mod avx2;
+mod avx512_vnni;
+
+#[cfg(target_feature = "avx2")]
+pub use avx2::avx2;
+pub use avx2::avx2_unchecked;
+#[cfg(feature = "std")]
+pub use avx2::detect_avx2;
+#[cfg(all(target_feature = "avx2", target_feature = "avx512f", target_feature = "avx512bw", target_feature = "avx512vnni"))]
+pub use avx512_vnni::avx512_vnni;
+pub use avx512_vnni::avx512_vnni_unchecked;
+#[cfg(feature = "std")]
+pub use avx512_vnni::detect_avx512_vnni;
