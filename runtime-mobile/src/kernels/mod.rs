@@ -28,6 +28,9 @@ pub mod x86_64;
 #[cfg(all(target_arch = "aarch64", target_endian = "little", target_feature = "neon"))]
 pub mod aarch64;
 
+#[cfg(target_arch = "wasm32")]
+pub mod wasm32;
+
 // The DSP table: built with the `dsp` feature on ARMv7E-M targets (build.rs sets
 // `armv7em_target`; lib.rs refuses the feature on other ARM targets), and in host unit tests
 // on exact models of the instructions.
@@ -46,7 +49,7 @@ pub fn armv7em_dsp() -> &'static Kernels {
 #[derive(Debug)]
 pub struct Kernels {
     /// Human-readable name ("scalar", "scalar-packed", "avx2", "avx512-vnni", "neon",
-    /// "neon-dotprod", "armv7em-dsp").
+    /// "neon-dotprod", "armv7em-dsp", "wasm-simd128").
     pub name: &'static str,
     /// Whether a [`crate::Session`] runs conv layers through the packed path (weights
     /// repacked once, channel-innermost, then [`Kernels::gemm_u8i8`] straight from a
@@ -204,6 +207,10 @@ pub fn compile_time_best() -> &'static Kernels {
     {
         return armv7em_dsp();
     }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(miri)))]
+    {
+        return wasm32::simd128();
+    }
     #[allow(unreachable_code)]
     &scalar::KERNELS
 }
@@ -249,6 +256,10 @@ pub fn available() -> [Option<&'static Kernels>; 4] {
     {
         out[2] = Some(aarch64::neon());
         out[3] = aarch64::detect_dotprod();
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128", not(miri)))]
+    {
+        out[2] = Some(wasm32::simd128());
     }
     out
 }
@@ -302,6 +313,8 @@ mod tests {
             "neon"
         } else if cfg!(all(feature = "dsp", target_arch = "arm", armv7em_target)) {
             "armv7em-dsp"
+        } else if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+            "wasm-simd128"
         } else {
             "scalar"
         };

@@ -1,0 +1,237 @@
+//! WebAssembly `simd128` kernels, bit-exact with [`scalar`].
+//!
+//! Exactness: bytes are widened to i16 (u8 activations to 0..=255, i8 weights to -128..=127)
+//! and multiplied pairwise into i32 lanes by `i32x4.dot_i16x8_s`: each product fits in i16 x
+//! i16 -> i32 exactly and the pair sum (|p| <= 2 * 32640) cannot overflow i32; the lanes then
+//! add with wrapping i32 arithmetic like the reference, whose sums are order-independent.
+//! No relaxed-SIMD: `i32x4.relaxed_dot_i8x16_i7x16_add_s` is only exact for 7-bit operands,
+//! and int8 weights and activations use the full 8 bits.
+//!
+//! Shape: the packed conv path ([`Kernels::gemm_u8i8`]) takes one 4-byte quad of a patch per
+//! step, broadcast against 16 channels' weights (four vectors); `matvec_i8` (dense layers)
+//! runs 4 rows per pass over 16-byte pieces of `x`, the `k % 16` tail in scalar code.
+//! Requantization and row sums are the reference (a few thousand values per inference).
+
+use core::arch::wasm32::*;
+
+use crate::kernels::{Kernels, PACK_OC, Patches, scalar};
+
+static SIMD128: Kernels = Kernels {
+    name: "wasm-simd128",
+    conv_packed: true,
+    matvec_i8,
+    // Widening to i16 makes -128 weights exact too: one kernel for both.
+    matvec_i8_sym: matvec_i8,
+    matvec_pairs_i16,
+    gemm_u8i8,
+    gemm_u8i8_max,
+    row_sums_i8: scalar::row_sums_i8,
+    requantize_i32: scalar::requantize_i32,
+    requantize_rows: scalar::requantize_rows,
+};
+
+/// The simd128 table (see the module docs for why no run-time check is needed).
+pub fn simd128() -> &'static Kernels {
+    &SIMD128
+}
+
+/// 16 bytes of `s` from `at`, or `None` past its end.
+#[inline(always)]
+fn load16<T: Copy>(s: &[T], at: usize) -> Option<v128> {
+    let bytes = core::mem::size_of::<T>();
+    let piece = s.get(at..at.checked_add(16usize.div_ceil(bytes))?)?;
+    // SAFETY: `piece` holds 16 bytes (16 / size_of::<T>() elements of 1- or 4-byte T), and
+    // v128_load has no alignment requirement.
+    Some(unsafe { v128_load(piece.as_ptr().cast::<v128>()) })
+}
+
+/// `acc + dot(lo(w), lo(x)) + dot(hi(w), hi(x))` over 16 signed bytes widened to i16.
+#[inline(always)]
+fn dot16(acc: v128, w: v128, xlo: v128, xhi: v128) -> v128 {
+    let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(w), xlo);
+    let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(w), xhi);
+    i32x4_add(acc, i32x4_add(lo, hi))
+}
+
+fn hsum(v: v128) -> i32 {
+    i32x4_extract_lane::<0>(v)
+        .wrapping_add(i32x4_extract_lane::<1>(v))
+        .wrapping_add(i32x4_extract_lane::<2>(v))
+        .wrapping_add(i32x4_extract_lane::<3>(v))
+}
+
+#[target_feature(enable = "simd128")]
+fn matvec_i8(w: &[i8], x: &[i8], out: &mut [i32]) {
+    let k = x.len();
+    if k < 16 || w.len() != out.len() * k {
+        return scalar::matvec_i8(w, x, out);
+    }
+    let body = k - k % 16;
+    let mut rows = out.chunks_exact_mut(4);
+    let mut r0 = 0;
+    for block in &mut rows {
+        let mut acc = [i32x4_splat(0); 4];
+        let mut c = 0;
+        while c < body {
+            let Some(xv) = load16(x, c) else { break };
+            let (xlo, xhi) = (i16x8_extend_low_i8x16(xv), i16x8_extend_high_i8x16(xv));
+            for (j, a) in acc.iter_mut().enumerate() {
+                if let Some(wv) = load16(w, (r0 + j) * k + c) {
+                    *a = dot16(*a, wv, xlo, xhi);
+                }
+            }
+            c += 16;
+        }
+        for (j, o) in block.iter_mut().enumerate() {
+            *o = hsum(acc[j]).wrapping_add(tail_dot(w, x, (r0 + j) * k, body));
+        }
+        r0 += 4;
+    }
+    for (j, o) in rows.into_remainder().iter_mut().enumerate() {
+        let row = (r0 + j) * k;
+        let mut acc = i32x4_splat(0);
+        let mut c = 0;
+        while c < body {
+            if let (Some(xv), Some(wv)) = (load16(x, c), load16(w, row + c)) {
+                acc = dot16(acc, wv, i16x8_extend_low_i8x16(xv), i16x8_extend_high_i8x16(xv));
+            }
+            c += 16;
+        }
+        *o = hsum(acc).wrapping_add(tail_dot(w, x, row, body));
+    }
+}
+
+/// `sum w[row + c] * x[c]` for `c` from `from` to the end of `x` (the part after the 16-byte pieces).
+fn tail_dot(w: &[i8], x: &[i8], row: usize, from: usize) -> i32 {
+    let ws = w.get(row + from..row + x.len()).unwrap_or(&[]);
+    ws.iter().zip(x.get(from..).unwrap_or(&[])).fold(0i32, |s, (&a, &b)| s.wrapping_add(a as i32 * b as i32))
+}
+
+#[target_feature(enable = "simd128")]
+fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
+    let n = out.len();
+    if n < 4 || wt.len() != xp.len() * n {
+        return scalar::matvec_pairs_i16(wt, xp, out);
+    }
+    let body = n - n % 4;
+    let mut j = 0;
+    while j < body {
+        let mut acc = i32x4_splat(0);
+        for (p, &x) in xp.iter().enumerate() {
+            if let Some(w) = load16(wt, p * n + j) {
+                acc = i32x4_add(acc, i32x4_dot_i16x8(w, i32x4_splat(x)));
+            }
+        }
+        if let Some(o) = out.get_mut(j..j + 4) {
+            o.copy_from_slice(&[
+                i32x4_extract_lane::<0>(acc),
+                i32x4_extract_lane::<1>(acc),
+                i32x4_extract_lane::<2>(acc),
+                i32x4_extract_lane::<3>(acc),
+            ]);
+        }
+        j += 4;
+    }
+    for (jj, o) in out.iter_mut().enumerate().skip(body) {
+        *o = xp.iter().enumerate().fold(0i32, |s, (p, &x)| {
+            let w = wt.get(p * n + jj).copied().unwrap_or(0);
+            let (w0, w1, x0, x1) = (w as i16 as i32, (w >> 16) as i16 as i32, x as i16 as i32, (x >> 16) as i16 as i32);
+            s.wrapping_add((w0 * x0).wrapping_add(w1 * x1))
+        });
+    }
+}
+
+/// Whether the packed kernels' arguments hold what their contract says (else the reference,
+/// which is memory-safe on anything, computes the unspecified result).
+fn packed_args_ok(wp: &[i8], src: &Patches<'_>, bias: &[i32], ocp: usize) -> bool {
+    let quads = src.rows.saturating_mul(src.seg / 4);
+    ocp > 0
+        && ocp.is_multiple_of(PACK_OC)
+        && bias.len() >= ocp
+        && src.in_bounds()
+        && quads.checked_mul(ocp).and_then(|v| v.checked_mul(4)).is_some_and(|need| wp.len() >= need)
+}
+
+/// Patch `i`'s sums for the 16 channels from `o0`, plus their biases: four vectors of 4 channels.
+#[inline(always)]
+fn patch16(wp: &[i8], src: &Patches<'_>, bias: &[i32], ocp: usize, i: usize, o0: usize) -> [v128; 4] {
+    let mut lo = [i32x4_splat(0); 4];
+    let mut hi = [i32x4_splat(0); 4];
+    let quads_per_seg = src.seg / 4;
+    let start = src.starts.get(i).copied().unwrap_or(0);
+    for r in 0..src.rows {
+        let seg_at = start + r * src.row_stride;
+        let Some(seg) = src.xu.get(seg_at..seg_at + src.seg) else { continue };
+        for (j, quad) in seg.as_chunks::<4>().0.iter().enumerate() {
+            // [x0 x1 x2 x3 x0 x1 x2 x3] as i16: one quad against two channels per vector.
+            let xq = u16x8_extend_low_u8x16(u32x4_splat(u32::from_le_bytes(*quad)));
+            let base = ((r * quads_per_seg + j) * ocp + o0) * 4;
+            for b in 0..4 {
+                if let Some(w) = load16(wp, base + 16 * b) {
+                    lo[b] = i32x4_add(lo[b], i32x4_dot_i16x8(i16x8_extend_low_i8x16(w), xq));
+                    hi[b] = i32x4_add(hi[b], i32x4_dot_i16x8(i16x8_extend_high_i8x16(w), xq));
+                }
+            }
+        }
+    }
+    // lo[b] = [c0 t01, c0 t23, c1 t01, c1 t23], hi[b] likewise for c2, c3: add the halves.
+    let mut sums = [i32x4_splat(0); 4];
+    for b in 0..4 {
+        let even = i32x4_shuffle::<0, 2, 4, 6>(lo[b], hi[b]);
+        let odd = i32x4_shuffle::<1, 3, 5, 7>(lo[b], hi[b]);
+        let bv = load16(bias, o0 + 4 * b).unwrap_or(i32x4_splat(0));
+        sums[b] = i32x4_add(bv, i32x4_add(even, odd));
+    }
+    sums
+}
+
+fn store4(out: &mut [i32], at: usize, v: v128) {
+    if let Some(o) = out.get_mut(at..at + 4) {
+        o.copy_from_slice(&[
+            i32x4_extract_lane::<0>(v),
+            i32x4_extract_lane::<1>(v),
+            i32x4_extract_lane::<2>(v),
+            i32x4_extract_lane::<3>(v),
+        ]);
+    }
+}
+
+#[target_feature(enable = "simd128")]
+fn gemm_u8i8(wp: &[i8], src: &Patches<'_>, bias: &[i32], out: &mut [i32]) {
+    let n = src.starts.len();
+    if n == 0 {
+        return;
+    }
+    let ocp = out.len() / n;
+    if !packed_args_ok(wp, src, bias, ocp) || out.len() != n * ocp {
+        return scalar::gemm_u8i8(wp, src, bias, out);
+    }
+    for i in 0..n {
+        for o0 in (0..ocp).step_by(16) {
+            let sums = patch16(wp, src, bias, ocp, i, o0);
+            for (b, v) in sums.into_iter().enumerate() {
+                store4(out, i * ocp + o0 + 4 * b, v);
+            }
+        }
+    }
+}
+
+#[target_feature(enable = "simd128")]
+fn gemm_u8i8_max(wp: &[i8], src: &Patches<'_>, bias: &[i32], pmax: &mut [i32]) {
+    let ocp = pmax.len();
+    if !packed_args_ok(wp, src, bias, ocp) {
+        return scalar::gemm_u8i8_max(wp, src, bias, pmax);
+    }
+    for o0 in (0..ocp).step_by(16) {
+        let mut best = [0, 1, 2, 3].map(|b| load16(pmax, o0 + 4 * b).unwrap_or(i32x4_splat(i32::MIN)));
+        for i in 0..src.starts.len() {
+            let sums = patch16(wp, src, bias, ocp, i, o0);
+            for b in 0..4 {
+                best[b] = i32x4_max(best[b], sums[b]);
+            }
+        }
+        for (b, v) in best.into_iter().enumerate() {
+            store4(pmax, o0 + 4 * b, v);
+        }
+    }
+}
