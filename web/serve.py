@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Serves the demo page locally: web/ at /, the committed models at /models/, the module built by
 `cargo build --profile web --target wasm32-unknown-unknown -p web-classifier` at
-/web_classifier.wasm, and onnxruntime-web (web/test/node_modules, after `npm ci`) for the
-benchmark. Binds 127.0.0.1 only. Usage: python3 web/serve.py [--port 8000]
+/web_classifier.wasm, and for the benchmark tab onnxruntime-web (web/test/node_modules, after
+`npm ci`), an export run's model files ($WEB_BENCH_MODEL, default artifacts/bench-mnist) and data/. Binds 127.0.0.1 only. Usage: python3 web/serve.py [--port 8000]
 """
 
 import argparse
@@ -19,7 +19,10 @@ ROUTES = {
     "/web_classifier.wasm": TARGET / "wasm32-unknown-unknown" / "web" / "web_classifier.wasm",
     "/models/": REPO / "models",
     "/ort/": WEB / "test" / "node_modules" / "onnxruntime-web" / "dist",
-    "/bench-data/": Path(os.environ.get("WEB_BENCH_DATA", WEB / "test" / "bench-data")),
+    # The benchmark's inputs: an export run's folder (model.int8.safetensors, model.onnx,
+    # model.int8.onnx; bench/runtime_compare makes one) and the MNIST test split.
+    "/bench-model/": Path(os.environ.get("WEB_BENCH_MODEL", REPO / "artifacts" / "bench-mnist")),
+    "/data/": REPO / "data",
 }
 
 

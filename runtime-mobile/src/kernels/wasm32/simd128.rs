@@ -35,8 +35,12 @@ pub fn simd128() -> &'static Kernels {
     &SIMD128
 }
 
+// The helpers enable simd128 too: an intrinsic only inlines into a function that has the feature
+// (without `-C target-feature=+simd128`, a helper without it would call each intrinsic).
+
 /// 16 bytes of `s` from `at`, or `None` past its end.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "simd128")]
 fn load16<T: Copy>(s: &[T], at: usize) -> Option<v128> {
     let bytes = core::mem::size_of::<T>();
     let piece = s.get(at..at.checked_add(16usize.div_ceil(bytes))?)?;
@@ -46,13 +50,16 @@ fn load16<T: Copy>(s: &[T], at: usize) -> Option<v128> {
 }
 
 /// `acc + dot(lo(w), lo(x)) + dot(hi(w), hi(x))` over 16 signed bytes widened to i16.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "simd128")]
 fn dot16(acc: v128, w: v128, xlo: v128, xhi: v128) -> v128 {
     let lo = i32x4_dot_i16x8(i16x8_extend_low_i8x16(w), xlo);
     let hi = i32x4_dot_i16x8(i16x8_extend_high_i8x16(w), xhi);
     i32x4_add(acc, i32x4_add(lo, hi))
 }
 
+#[inline]
+#[target_feature(enable = "simd128")]
 fn hsum(v: v128) -> i32 {
     i32x4_extract_lane::<0>(v)
         .wrapping_add(i32x4_extract_lane::<1>(v))
@@ -153,38 +160,51 @@ fn packed_args_ok(wp: &[i8], src: &Patches<'_>, bias: &[i32], ocp: usize) -> boo
 }
 
 /// Patch `i`'s sums for the 16 channels from `o0`, plus their biases: four vectors of 4 channels.
-#[inline(always)]
+#[inline]
+#[target_feature(enable = "simd128")]
 fn patch16(wp: &[i8], src: &Patches<'_>, bias: &[i32], ocp: usize, i: usize, o0: usize) -> [v128; 4] {
-    let mut lo = [i32x4_splat(0); 4];
-    let mut hi = [i32x4_splat(0); 4];
+    // Named accumulators, not arrays: at opt-level "s" (the web profile) LLVM keeps an array
+    // indexed in a loop in linear memory, which halves the speed.
+    let z = i32x4_splat(0);
+    let (mut lo0, mut hi0, mut lo1, mut hi1, mut lo2, mut hi2, mut lo3, mut hi3) = (z, z, z, z, z, z, z, z);
     let quads_per_seg = src.seg / 4;
     let start = src.starts.get(i).copied().unwrap_or(0);
     for r in 0..src.rows {
         let seg_at = start + r * src.row_stride;
         let Some(seg) = src.xu.get(seg_at..seg_at + src.seg) else { continue };
+        let wrow = wp.get((r * quads_per_seg * ocp + o0) * 4..).unwrap_or(&[]);
         for (j, quad) in seg.as_chunks::<4>().0.iter().enumerate() {
             // [x0 x1 x2 x3 x0 x1 x2 x3] as i16: one quad against two channels per vector.
             let xq = u16x8_extend_low_u8x16(u32x4_splat(u32::from_le_bytes(*quad)));
-            let base = ((r * quads_per_seg + j) * ocp + o0) * 4;
-            for b in 0..4 {
-                if let Some(w) = load16(wp, base + 16 * b) {
-                    lo[b] = i32x4_add(lo[b], i32x4_dot_i16x8(i16x8_extend_low_i8x16(w), xq));
-                    hi[b] = i32x4_add(hi[b], i32x4_dot_i16x8(i16x8_extend_high_i8x16(w), xq));
-                }
-            }
+            let Some(w) = wrow.get(j * ocp * 4..j * ocp * 4 + 64) else { continue };
+            let (w0, w1, w2, w3) = (load16(w, 0), load16(w, 16), load16(w, 32), load16(w, 48));
+            let (Some(w0), Some(w1), Some(w2), Some(w3)) = (w0, w1, w2, w3) else { continue };
+            lo0 = i32x4_add(lo0, i32x4_dot_i16x8(i16x8_extend_low_i8x16(w0), xq));
+            hi0 = i32x4_add(hi0, i32x4_dot_i16x8(i16x8_extend_high_i8x16(w0), xq));
+            lo1 = i32x4_add(lo1, i32x4_dot_i16x8(i16x8_extend_low_i8x16(w1), xq));
+            hi1 = i32x4_add(hi1, i32x4_dot_i16x8(i16x8_extend_high_i8x16(w1), xq));
+            lo2 = i32x4_add(lo2, i32x4_dot_i16x8(i16x8_extend_low_i8x16(w2), xq));
+            hi2 = i32x4_add(hi2, i32x4_dot_i16x8(i16x8_extend_high_i8x16(w2), xq));
+            lo3 = i32x4_add(lo3, i32x4_dot_i16x8(i16x8_extend_low_i8x16(w3), xq));
+            hi3 = i32x4_add(hi3, i32x4_dot_i16x8(i16x8_extend_high_i8x16(w3), xq));
         }
     }
-    // lo[b] = [c0 t01, c0 t23, c1 t01, c1 t23], hi[b] likewise for c2, c3: add the halves.
-    let mut sums = [i32x4_splat(0); 4];
-    for b in 0..4 {
-        let even = i32x4_shuffle::<0, 2, 4, 6>(lo[b], hi[b]);
-        let odd = i32x4_shuffle::<1, 3, 5, 7>(lo[b], hi[b]);
-        let bv = load16(bias, o0 + 4 * b).unwrap_or(i32x4_splat(0));
-        sums[b] = i32x4_add(bv, i32x4_add(even, odd));
-    }
-    sums
+    let b = |k: usize| load16(bias, o0 + 4 * k).unwrap_or(z);
+    [halves(lo0, hi0, b(0)), halves(lo1, hi1, b(1)), halves(lo2, hi2, b(2)), halves(lo3, hi3, b(3))]
 }
 
+/// `lo = [c0 t01, c0 t23, c1 t01, c1 t23]` and `hi` likewise for c2, c3: the four channels'
+/// sums (the halves added), plus `bias`.
+#[inline]
+#[target_feature(enable = "simd128")]
+fn halves(lo: v128, hi: v128, bias: v128) -> v128 {
+    let even = i32x4_shuffle::<0, 2, 4, 6>(lo, hi);
+    let odd = i32x4_shuffle::<1, 3, 5, 7>(lo, hi);
+    i32x4_add(bias, i32x4_add(even, odd))
+}
+
+#[inline]
+#[target_feature(enable = "simd128")]
 fn store4(out: &mut [i32], at: usize, v: v128) {
     if let Some(o) = out.get_mut(at..at + 4) {
         o.copy_from_slice(&[
@@ -223,14 +243,18 @@ fn gemm_u8i8_max(wp: &[i8], src: &Patches<'_>, bias: &[i32], pmax: &mut [i32]) {
         return scalar::gemm_u8i8_max(wp, src, bias, pmax);
     }
     for o0 in (0..ocp).step_by(16) {
-        let mut best = [0, 1, 2, 3].map(|b| load16(pmax, o0 + 4 * b).unwrap_or(i32x4_splat(i32::MIN)));
+        let low = i32x4_splat(i32::MIN);
+        let (mut m0, mut m1, mut m2, mut m3) = (
+            load16(pmax, o0).unwrap_or(low),
+            load16(pmax, o0 + 4).unwrap_or(low),
+            load16(pmax, o0 + 8).unwrap_or(low),
+            load16(pmax, o0 + 12).unwrap_or(low),
+        );
         for i in 0..src.starts.len() {
-            let sums = patch16(wp, src, bias, ocp, i, o0);
-            for b in 0..4 {
-                best[b] = i32x4_max(best[b], sums[b]);
-            }
+            let [s0, s1, s2, s3] = patch16(wp, src, bias, ocp, i, o0);
+            (m0, m1, m2, m3) = (i32x4_max(m0, s0), i32x4_max(m1, s1), i32x4_max(m2, s2), i32x4_max(m3, s3));
         }
-        for (b, v) in best.into_iter().enumerate() {
+        for (b, v) in [m0, m1, m2, m3].into_iter().enumerate() {
             store4(pmax, o0 + 4 * b, v);
         }
     }
