@@ -4,7 +4,7 @@
 //! Everything lives in statics (no allocator): the model file, the session arena and the
 //! classifier's scratch are fixed-size; the picture being classified grows linear memory as
 //! needed. The JavaScript side (`web/classifier.js`) copies bytes into the buffers these
-//! functions hand out and reads the answer from [`abi`]'s result block.
+//! functions hand out and reads the answer from the result block ([`Answer`]).
 //!
 //! The ABI, in call order:
 //! 1. `model_buffer(len) -> ptr` (drops the loaded model), copy the file there,
