@@ -28,23 +28,33 @@ const median = (xs) => {
 };
 
 /**
- * Times `classify(i)` (returns the class) on every digit: a warm-up, then ROUNDS rounds over
- * all digits; per round the mean µs per digit (the round's wall time / digits: performance.now
- * is too coarse for one call of the small engine). Returns the median round, the spread, and
+ * Times each engine's `classify(i)` (returns the class) on every digit: a warm-up each, then
+ * ROUNDS rounds in which the engines take turns (so a change in the machine's load hits all of
+ * them); per round the mean µs per digit (the round's wall time / digits: performance.now is
+ * too coarse for one call of the small engine). Per engine: the median round, the spread, and
  * the answers of the last round.
  */
-async function time(classify, digits) {
-  for (let i = 0; i < WARMUP; i++) await classify(i % digits.length);
-  const rounds = [];
-  let classes = [];
+async function timeAll(engines, digits, progress) {
+  for (const e of engines) for (let i = 0; i < WARMUP; i++) await e.classify(i % digits.length);
+  const rounds = engines.map(() => []);
+  const classes = engines.map(() => new Array(digits.length));
   for (let r = 0; r < ROUNDS; r++) {
-    classes = new Array(digits.length);
-    const t0 = performance.now();
-    for (let i = 0; i < digits.length; i++) classes[i] = await classify(i);
-    rounds.push(((performance.now() - t0) * 1000) / digits.length);
+    progress(`Round ${r + 1} of ${ROUNDS}…`);
+    for (const [k, e] of engines.entries()) {
+      const t0 = performance.now();
+      for (let i = 0; i < digits.length; i++) classes[k][i] = await e.classify(i);
+      rounds[k].push(((performance.now() - t0) * 1000) / digits.length);
+    }
   }
-  const correct = classes.filter((c, i) => c === digits[i].label).length;
-  return { us: median(rounds), min: Math.min(...rounds), max: Math.max(...rounds), rounds, correct, classes };
+  return engines.map((e, k) => ({
+    engine: e.name,
+    us: median(rounds[k]),
+    min: Math.min(...rounds[k]),
+    max: Math.max(...rounds[k]),
+    rounds: rounds[k],
+    correct: classes[k].filter((c, i) => c === digits[i].label).length,
+    classes: classes[k],
+  }));
 }
 
 async function ortSession(ort, url) {
@@ -78,20 +88,22 @@ export async function runBenchmark(_pageEngine, out) {
   const int8 = await ortSession(ort, "bench-model/model.int8.onnx");
   const f32 = await ortSession(ort, "bench-model/model.onnx");
 
-  const rows = [];
-  out.textContent = "Timing this page's classifier…";
-  rows.push({
-    engine: `cnn-toolkit runtime-mobile (${ours.kernels}), int8`,
-    ...(await time((i) => {
-      ours.copyImage(digits[i].pixels);
-      return ours.classifyCopied();
-    }, digits)),
-  });
-  out.textContent = "Timing onnxruntime-web int8…";
-  rows.push({ engine: `onnxruntime-web ${ort.env.versions?.web ?? ""} wasm, int8 (model.int8.onnx)`, ...(await time(ortRunner(ort, int8, digits), digits)) });
-  out.textContent = "Timing onnxruntime-web f32…";
-  rows.push({ engine: `onnxruntime-web ${ort.env.versions?.web ?? ""} wasm, f32 (model.onnx)`, ...(await time(ortRunner(ort, f32, digits), digits)) });
-
+  const version = ort.env.versions?.web ?? "";
+  const rows = await timeAll(
+    [
+      {
+        name: `cnn-toolkit runtime-mobile (${ours.kernels}), int8`,
+        classify: (i) => {
+          ours.copyImage(digits[i].pixels);
+          return ours.classifyCopied();
+        },
+      },
+      { name: `onnxruntime-web ${version} wasm, int8 (model.int8.onnx)`, classify: ortRunner(ort, int8, digits) },
+      { name: `onnxruntime-web ${version} wasm, f32 (model.onnx)`, classify: ortRunner(ort, f32, digits) },
+    ],
+    digits,
+    (text) => (out.textContent = text),
+  );
   const agree = rows[0].classes.filter((c, i) => c === rows[1].classes[i]).length;
   const result = {
     digits: DIGITS,

@@ -72,7 +72,7 @@ const lines = [
 ];
 const ratio = result.ratio;
 const text = [
-  `Measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC by \`node web/test/web_compare.mjs\` (the page's benchmark tab, web/bench.js) on the first ${result.digits} MNIST test digits, after ${result.warmup} warm-up calls per engine; onnxruntime-web ${ort}, wasm backend, \`numThreads = 1\`; files from \`${opts["model-dir"].replace(repo + "/", "")}\` (one export run). Per digit: our classifier's \`classify_image\` (quantize + inference + ranking) vs \`await session.run\` on a prepared float tensor plus an argmax. Cross-origin isolated: ${result.crossOriginIsolated}.`,
+  `Measured ${new Date().toISOString().slice(0, 16).replace("T", " ")} UTC by \`node web/test/web_compare.mjs\` (the page's benchmark tab, web/bench.js) on the first ${result.digits} MNIST test digits, after ${result.warmup} warm-up calls per engine, the engines taking turns in each round; onnxruntime-web ${ort}, wasm backend, \`numThreads = 1\`; files from \`${opts["model-dir"].replace(repo + "/", "")}\` (one export run). Per digit: our classifier's \`classify_image\` (quantize + inference + ranking) vs \`await session.run\` on a prepared float tensor plus an argmax. Cross-origin isolated: ${result.crossOriginIsolated}.`,
   "",
   ...lines,
   "",
