@@ -70,7 +70,7 @@ function guarded(f) {
   }
 }
 
-// ---- Models -------------------------------------------------------------------------------
+// Models.
 
 async function selectModel(name) {
   $("status").textContent = "Loading model…";
@@ -87,7 +87,7 @@ function reclassify() {
   else if (state.photo) guarded(() => showAnswer(state.engine.classifyFrame(state.photo)));
 }
 
-// ---- Draw pad -----------------------------------------------------------------------------
+// Draw pad.
 
 const pad = $("pad");
 const padCtx = pad.getContext("2d");
@@ -156,7 +156,7 @@ $("clear").addEventListener("click", () => {
   $("top3").replaceChildren();
 });
 
-// ---- Photo --------------------------------------------------------------------------------
+// Photo.
 
 $("file").addEventListener("change", async (e) => {
   const file = e.target.files[0];
@@ -192,7 +192,7 @@ function outline(ctx, b) {
   ctx.strokeRect(b.x, b.y, b.width, b.height);
 }
 
-// ---- Camera -------------------------------------------------------------------------------
+// Camera.
 
 const CAMERA_ERRORS = {
   NotAllowedError: "Camera permission was denied. Allow the camera for this page in the browser's site settings, or use Draw or Photo.",
@@ -273,7 +273,7 @@ function drawFinder(w, h) {
   }
 }
 
-// ---- Tabs, benchmark, start ---------------------------------------------------------------
+// Tabs, benchmark, start.
 
 for (const tab of document.querySelectorAll("[role=tab]")) {
   tab.addEventListener("click", () => {

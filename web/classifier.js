@@ -93,7 +93,7 @@ export class Engine {
 
   #check(status) {
     if (status < 0) {
-      throw new EngineError(this.#string(this.x.message_ptr(), this.x.message_len()), -status);
+      throw new EngineError(`runtime-mobile error ${-status} (Error::code(), runtime-mobile/src/error.rs)`, -status);
     }
     return status;
   }

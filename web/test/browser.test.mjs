@@ -75,6 +75,7 @@ test("the page loads the module and the MNIST model without console errors", asy
   const status = await page.$eval("#status", (e) => e.textContent);
   assert.match(status, /10 classes/);
   assert.match(status, /wasm-simd128/, "the simd128 kernel table is the one the page runs");
+  assert.equal(await page.evaluate(() => window.digits.engine.x.is_packed()), 1, "the session packed the weights (the arena is large enough)");
   assert.deepEqual(problems, []);
 });
 

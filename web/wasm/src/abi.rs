@@ -7,7 +7,6 @@
 
 use core::arch::wasm32::{memory_grow, memory_size};
 use core::cell::UnsafeCell;
-use core::fmt::Write as _;
 use core::ptr;
 
 use runtime_mobile::classifier::FRAME_SCRATCH_BYTES;
@@ -62,34 +61,17 @@ static ANSWER: Global<Answer> = Global::new(Answer {
     n_scores: 0,
     scores: [0; MAX_CLASSES],
 });
-static MESSAGE: Global<Message> = Global::new(Message { buf: [0; 200], len: 0 });
 /// The picture buffer: `[start, start + cap)` of linear memory grown for it, past everything
 /// the module's statics and stack use.
 static FRAME: Global<(usize, usize)> = Global::new((0, 0));
 
-/// An error's text, truncated to the buffer.
-struct Message {
-    buf: [u8; 200],
-    len: usize,
-}
-
-impl core::fmt::Write for Message {
-    fn write_str(&mut self, s: &str) -> core::fmt::Result {
-        let room = self.buf.len() - self.len;
-        let n = s.len().min(room);
-        self.buf[self.len..self.len + n].copy_from_slice(&s.as_bytes()[..n]);
-        self.len += n;
-        Ok(())
-    }
-}
-
-/// Records `e` (code in the answer, text in the message) and returns its status.
+/// Records `e`'s code in the answer and returns its status. Only the code: formatting the
+/// error's text would cost 7 KB of the module (web/README.md, Sizes), for errors a visitor
+/// cannot cause (the page checks its input itself).
 fn fail(e: Error) -> i32 {
-    // SAFETY: exports call this last, holding no reference to these statics.
-    let (answer, message) = unsafe { (ANSWER.get(), MESSAGE.get()) };
+    // SAFETY: exports call this last, holding no reference to ANSWER.
+    let answer = unsafe { ANSWER.get() };
     *answer = Answer { status: -(e.code() as i32), ..Answer::default() };
-    message.len = 0;
-    let _ = write!(message, "{e}");
     answer.status
 }
 
@@ -269,6 +251,13 @@ pub extern "C" fn dataset_len() -> usize {
     model().and_then(|m| m.dataset()).map_or(0, str::len)
 }
 
+/// 1 when the loaded classifier runs the packed conv path (the arena had room for it), else 0.
+#[unsafe(no_mangle)]
+pub extern "C" fn is_packed() -> i32 {
+    // SAFETY: no other reference to CLASSIFIER is alive.
+    unsafe { CLASSIFIER.get() }.as_ref().is_some_and(|c| c.is_packed()) as i32
+}
+
 /// The kernel table's name (UTF-8, `kernels_len()` bytes).
 #[unsafe(no_mangle)]
 pub extern "C" fn kernels_ptr() -> *const u8 {
@@ -278,19 +267,6 @@ pub extern "C" fn kernels_ptr() -> *const u8 {
 #[unsafe(no_mangle)]
 pub extern "C" fn kernels_len() -> usize {
     kernel_table().name.len()
-}
-
-/// The last error's text (UTF-8, `message_len()` bytes).
-#[unsafe(no_mangle)]
-pub extern "C" fn message_ptr() -> *const u8 {
-    // SAFETY: no other reference to MESSAGE is alive.
-    unsafe { MESSAGE.get() }.buf.as_ptr()
-}
-
-#[unsafe(no_mangle)]
-pub extern "C" fn message_len() -> usize {
-    // SAFETY: no other reference to MESSAGE is alive.
-    unsafe { MESSAGE.get() }.len
 }
 
 #[cfg(not(test))]

@@ -13,10 +13,10 @@
 //!    `classify_frame(width, height, format, viewfinder_percent) -> status`; or
 //!    `image_buffer() -> ptr` (28x28, MNIST-style), `classify_image() -> status`;
 //! 3. `result_ptr()` (see [`Answer`]), `input_ptr()` (the 28x28 input the model saw),
-//!    `label_ptr(i)`/`label_len(i)`, `message_ptr()`/`message_len()` after an error.
+//!    `label_ptr(i)`/`label_len(i)`.
 //!
 //! Status: 0 a digit was classified, 1 no digit found ([`Answer::no_digit`] says why), a
-//! negative value is `-Error::code()` (with the error's text in the message buffer).
+//! negative value is `-Error::code()`.
 // no_std on wasm32 (no allocator, a small module); std on the host, where the cdylib needs a panic runtime.
 #![cfg_attr(target_arch = "wasm32", no_std)]
 
