@@ -189,6 +189,42 @@ test("a denied camera gets a clear message", async () => {
   assert.match(error, /Camera permission was denied|No camera found/, error);
 });
 
+test("the camera (chromium's fake device) is classified in the viewfinder square", async () => {
+  const fake = await puppeteer.launch({
+    executablePath: chromium,
+    headless: true,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"],
+  });
+  try {
+    const cam = await fake.newPage();
+    const errors = [];
+    cam.on("console", (m) => m.type() === "error" && errors.push(m.text()));
+    cam.on("pageerror", (e) => errors.push(e.message));
+    await cam.goto(`${origin}/`);
+    await cam.evaluate(() => window.digits.ready);
+    await cam.click("[data-tab=camera]");
+    await cam.click("#camera-start");
+    await cam.waitForFunction(() => window.digits.camera && window.digits.last !== null, { timeout: 10000 });
+    // The overlay is the frame's size and dims all but the 60% centred square.
+    const finder = await cam.$eval("#finder", (c) => {
+      const ctx = c.getContext("2d");
+      const side = Math.floor(Math.min(c.width, c.height) * 0.6);
+      const clear = (x, y, w, h) => ctx.getImageData(x, y, w, h).data.filter((v, i) => i % 4 === 3 && v === 0).length / (w * h);
+      // Inside: clear but for the outline of the digit found; outside (the left strip): dimmed.
+      const inside = clear((c.width - side) >> 1, (c.height - side) >> 1, side, side);
+      const outside = clear(0, 0, Math.max(1, ((c.width - side) >> 1) - 4), c.height);
+      return { w: c.width, h: c.height, side, inside, outside };
+    });
+    assert.ok(finder.w > 0 && finder.h > 0, JSON.stringify(finder));
+    assert.ok(finder.inside > 0.9, `the square is clear: ${JSON.stringify(finder)}`);
+    assert.equal(finder.outside, 0, `outside the square is dimmed: ${JSON.stringify(finder)}`);
+    assert.equal(await cam.$eval("#error", (e) => e.hidden), true);
+    assert.deepEqual(errors, []);
+  } finally {
+    await fake.close();
+  }
+});
+
 test("a screenshot of the page is not blank", async () => {
   await page.click("[data-tab=draw]");
   await draw([[[0.28, 0.22], [0.72, 0.22], [0.45, 0.82]]]);
