@@ -592,7 +592,8 @@ struct Block {
 #[inline]
 #[target_feature(enable = "avx2")]
 unsafe fn block<const P: usize, const V: usize, const MAX: bool>(b: Block) {
-    let mut acc = [[_mm256_setzero_si256(); V]; P];
+    // acc[v][p]: channels o + 4v..o + 4v + 4 of patch p, each in two adjacent lanes.
+    let mut acc = [[_mm256_setzero_si256(); P]; V];
     // SAFETY: P offsets at `starts`.
     let base: [*const u8; P] = core::array::from_fn(|p| unsafe { b.xu.add(*b.starts.add(p)) });
     let quads = b.seg / 4;
@@ -609,23 +610,22 @@ unsafe fn block<const P: usize, const V: usize, const MAX: bool>(b: Block) {
                     let quad = core::ptr::read_unaligned(base[p].add(r * b.row_stride + 4 * q).cast::<i32>());
                     _mm256_cvtepu8_epi16(_mm_set1_epi32(quad))
                 });
-                for v in 0..V {
+                for (v, accv) in acc.iter_mut().enumerate() {
                     let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(wrow.add(16 * v).cast()));
-                    for p in 0..P {
-                        acc[p][v] = _mm256_add_epi32(acc[p][v], _mm256_madd_epi16(w, xq[p]));
+                    for (a, x) in accv.iter_mut().zip(&xq) {
+                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(w, *x));
                     }
                 }
                 wrow = wrow.add(b.ocp * 4);
             }
         }
     }
-    for (p, accp) in acc.iter().enumerate() {
-        for v in (0..V).step_by(2) {
-            // Lanes (2c, 2c + 1) of register v hold channel o + 4v + c: pairwise sums of
-            // registers v and v + 1 give [c0 c1 c4 c5 | c2 c3 c6 c7], reordered to c0..c7.
-            let h = _mm256_hadd_epi32(accp[v], accp[v + 1]);
-            let sums = _mm256_permute4x64_epi64::<0b11_01_10_00>(h);
-            let c = b.o + 4 * v;
+    for (v, pair) in acc.chunks_exact(2).enumerate() {
+        let c = b.o + 8 * v;
+        for (p, (lo, hi)) in pair[0].iter().zip(&pair[1]).enumerate() {
+            // Lanes (2c, 2c + 1) of a register hold one of its 4 channels: pairwise sums of
+            // the two registers give [c0 c1 c4 c5 | c2 c3 c6 c7], reordered to c0..c7.
+            let sums = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(*lo, *hi));
             // SAFETY: channels c..c + 8 <= o + 4V <= ocp of `bias`, and of output row p (or
             // of `pmax`).
             unsafe {
