@@ -1,12 +1,14 @@
 //! Runs single-image inference, for instruction counting and for proving which kernel table a
 //! build/CPU uses (CI prints its first line).
 //!
-//! `infer_once [--kernels scalar|best] [--run|--session] [--runs N] [MODEL.safetensors]`: runs
+//! `infer_once [--kernels scalar|best|NAME] [--run|--session] [--runs N] [MODEL.safetensors]`
+//! (NAME: a table this CPU has, e.g. `avx2` or `scalar-packed`, from `kernels::available()`): runs
 //! through `Model::run_with` in the minimal `Model::arena_bytes` (default) or through a
 //! `Session` in `Model::session_arena_bytes`; without a model file it
 //! builds an MNIST-shaped model with random weights (the test fixture builder); the arithmetic
 //! cost does not depend on the weight values. Count instructions per inference with
-//! `valgrind --tool=callgrind --toggle-collect='*Model*run_with*' target/release/examples/infer_once`.
+//! `valgrind --tool=callgrind --toggle-collect='*Model*run_with*' target/release/examples/infer_once`
+//! (with `--session`: `--toggle-collect='*Session*run*'`).
 
 use std::hint::black_box;
 
@@ -23,7 +25,14 @@ fn main() {
             "--kernels" => match args.next().as_deref() {
                 Some("scalar") => table = &scalar::KERNELS,
                 Some("best") => table = kernels::best(),
-                other => panic!("--kernels scalar|best, got {other:?}"),
+                Some(name) => {
+                    table = kernels::available()
+                        .into_iter()
+                        .flatten()
+                        .find(|k| k.name == name)
+                        .unwrap_or_else(|| panic!("--kernels {name}: not a table this CPU has"))
+                }
+                None => panic!("--kernels scalar|best|NAME"),
             },
             "--session" => fast = true,
             "--run" => fast = false,

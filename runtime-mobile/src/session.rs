@@ -1,6 +1,6 @@
 //! A model prepared for many inferences with one kernel table: what a phone app keeps while its
 //! camera runs. Preparing packs every conv layer's weights once into the caller's arena
-//! (channel-innermost quads, for tables with a packed conv path such as AVX-512 VNNI), so each
+//! (channel-innermost quads, for tables with a packed conv path: AVX-512 VNNI, AVX2), so each
 //! inference skips both the repacking and the im2col copies; dense layers get their
 //! zero-point-folded bias computed once. Without such a table, or with an
 //! arena too small for the packed weights, a session runs exactly like [`Model::run_with`].

@@ -136,6 +136,46 @@ fn gemm_u8i8_matches_definition() {
 }
 
 #[test]
+fn gemm_u8i8_is_exact_at_the_extremes() {
+    // Every quad at the largest products, 255 x -128 and 255 x 127 (and 128 x -128), in every
+    // pair position: a u8 x i8 pair sum of 2 * 255 * 128 = 65280 would saturate `vpmaddubsw`'s
+    // i16, so any table that used it unchecked would differ here. 800-byte patches (the MNIST
+    // conv2) also make the i32 sums large: 800 * 255 * 128 = 26,112,000.
+    let (rows, seg, row_stride) = if cfg!(miri) { (2, 8, 12) } else { (5, 160, 384) };
+    let ocps: &[usize] = if cfg!(miri) { &[16] } else { &[16, 32, 64] };
+    let span = (rows - 1) * row_stride + seg;
+    for (xv, wv) in [(255u8, -128i8), (255, 127), (128, -128), (0, -128)] {
+        for &ocp in ocps {
+            let wp = vec![wv; rows * seg * ocp];
+            let xu = vec![xv; span + 4];
+            let starts = [0usize, 4, 0, 3];
+            let bias: Vec<i32> = (0..ocp).map(|o| o as i32 * 1_000_003 - i32::MAX / 2).collect();
+            let want = naive_gemm(&wp, &xu, &starts, rows, row_stride, seg, &bias);
+            let src = Patches { xu: &xu, starts: &starts, rows, row_stride, seg };
+            for t in tables() {
+                let mut out = vec![0; want.len()];
+                (t.gemm_u8i8)(&wp, &src, &bias, &mut out);
+                assert_eq!(out, want, "{} x={xv} w={wv} ocp={ocp}", t.name);
+                let mut pmax = vec![i32::MIN; ocp];
+                (t.gemm_u8i8_max)(&wp, &src, &bias, &mut pmax);
+                assert_eq!(pmax, want[..ocp], "{} max x={xv} w={wv} ocp={ocp}", t.name);
+            }
+        }
+    }
+    // Mixed signs within a quad: x = [255, 255, 0, 255] against w = [-128, -128, 127, 127].
+    let ocp = 16;
+    let wp: Vec<i8> = (0..8 * ocp).map(|i| if i % 4 < 2 { -128 } else { 127 }).collect();
+    let xu: Vec<u8> = (0..8).map(|i| if i % 4 == 2 { 0 } else { 255 }).collect();
+    let bias = vec![0; ocp];
+    let want = naive_gemm(&wp, &xu, &[0], 1, 8, 8, &bias);
+    for t in tables() {
+        let mut out = vec![0; ocp];
+        (t.gemm_u8i8)(&wp, &Patches { xu: &xu, starts: &[0], rows: 1, row_stride: 8, seg: 8 }, &bias, &mut out);
+        assert_eq!(out, want, "{} mixed", t.name);
+    }
+}
+
+#[test]
 fn matvec_on_unaligned_slices() {
     // Weights and patches sit at any byte offset (file data, arena scratch).
     let tables = tables();

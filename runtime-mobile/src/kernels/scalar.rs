@@ -19,7 +19,7 @@ pub static KERNELS: Kernels = Kernels {
 };
 
 /// The reference with the engine's packed conv path switched on: what the SIMD tables that
-/// take that path (AVX-512 VNNI) are compared against, and how Miri checks the path's engine
+/// take that path (AVX-512 VNNI, AVX2) are compared against, and how Miri checks the path's engine
 /// code.
 pub static KERNELS_PACKED: Kernels = Kernels { name: "scalar-packed", conv_packed: true, ..KERNELS };
 

@@ -9,6 +9,12 @@
 //! tail re-reads the last 16 bytes of `x` and of each row with the already-counted lanes of `x`
 //! zeroed (`TAIL_MASK`), so no read leaves the row. Requantization runs 8 channels per step.
 //!
+//! The packed conv path (`gemm_u8i8`, see [`gemm_avx2`]) takes the same `vpmaddwd` route on
+//! unsigned activations: `vpmovzxbw` of a broadcast quad gives `x` in [0, 255] as i16, `vpmovsxbw`
+//! of 4 channels' weight quads gives `w` in [-128, 127], and each i32 lane gets
+//! `x0 w0 + x1 w1` with |x w| <= 255 * 128 = 32640, so |pair| <= 65280: exact in i32 for every
+//! byte value, with no bound on the weights (`vpmaddubsw` would saturate: 2 * 255 * 128 > 32767).
+//!
 //! `matvec_i8_sym` (weights in [-127, 127]) multiplies 32 bytes per instruction with
 //! `vpmaddubsw`: unsigned `|x|` (at most 128) times signed `w * sign(x)` (`vpsignb`, at most 127 in
 //! magnitude because w != -128), so each i16 pair sum is at most 2 * 128 * 127 = 32512 and never
@@ -17,18 +23,17 @@
 
 use core::arch::x86_64::*;
 
-use crate::kernels::{Kernels, Requant, scalar};
+use crate::kernels::{Kernels, PACK_OC, Patches, Requant, scalar};
 
 /// Private: reachable only through the functions below, which establish AVX2 support.
 static AVX2: Kernels = Kernels {
     name: "avx2",
-    conv_packed: false,
+    conv_packed: true,
     matvec_i8,
     matvec_i8_sym,
     matvec_pairs_i16,
-    // The packed conv path is off here (`vpmaddubsw` would saturate on u8 x i8): the reference.
-    gemm_u8i8: scalar::gemm_u8i8,
-    gemm_u8i8_max: scalar::gemm_u8i8_max,
+    gemm_u8i8,
+    gemm_u8i8_max,
     row_sums_i8,
     requantize_i32,
     requantize_rows,
@@ -59,6 +64,16 @@ fn matvec_i8(w: &[i8], x: &[i8], out: &mut [i32]) {
     // are only handed out when the CPU supports AVX2 (compile-time feature, runtime detection,
     // or the caller's promise; the AVX-512 table requires AVX2 too).
     unsafe { matvec_avx2(w, x, out) }
+}
+
+fn gemm_u8i8(wp: &[i8], src: &Patches<'_>, bias: &[i32], out: &mut [i32]) {
+    // SAFETY: as in `matvec_i8`.
+    unsafe { gemm_avx2::<false>(wp, src, bias, out) }
+}
+
+fn gemm_u8i8_max(wp: &[i8], src: &Patches<'_>, bias: &[i32], pmax: &mut [i32]) {
+    // SAFETY: as in `matvec_i8`.
+    unsafe { gemm_avx2::<true>(wp, src, bias, pmax) }
 }
 
 fn matvec_i8_sym(w: &[i8], x: &[i8], out: &mut [i32]) {
@@ -478,4 +493,150 @@ fn hsum1(a: __m256i) -> __m128i {
     let s = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256::<1>(a));
     let s = _mm_hadd_epi32(s, s);
     _mm_hadd_epi32(s, s)
+}
+
+/// See [`Kernels::gemm_u8i8`] (`MAX = false`; `out` holds `n * ocp` values) and
+/// [`Kernels::gemm_u8i8_max`] (`MAX = true`; `out` is `pmax`, `ocp` values). Channels in lanes as
+/// in the VNNI kernel, but 4 per register: a `vpmovsxbw` of 16 bytes of a quad row is 4
+/// channels' quads as i16, and `vpmaddwd` with the patch's quad (zero-extended, repeated) leaves
+/// each channel's sum in two adjacent i32 lanes, added once per block (`vphaddd`). Blocks of up
+/// to 2 patches x 24 channels: 12 accumulators, the 2 patches' quads and one weight register
+/// fill the 16 ymm registers.
+///
+/// # Safety
+/// AVX2 must be available. (Any lengths are memory-safe: a broken contract takes the scalar
+/// path.)
+#[target_feature(enable = "avx2")]
+unsafe fn gemm_avx2<const MAX: bool>(wp: &[i8], src: &Patches<'_>, bias: &[i32], out: &mut [i32]) {
+    let n = src.starts.len();
+    let fallback = |out: &mut [i32]| {
+        if MAX { scalar::gemm_u8i8_max(wp, src, bias, out) } else { scalar::gemm_u8i8(wp, src, bias, out) }
+    };
+    if n == 0 || (!MAX && !out.len().is_multiple_of(n)) {
+        return fallback(out);
+    }
+    let ocp = if MAX { out.len() } else { out.len() / n };
+    let kp = src.rows.checked_mul(src.seg);
+    if ocp % PACK_OC != 0 || !src.in_bounds() || kp.and_then(|k| k.checked_mul(ocp)) != Some(wp.len()) || bias.len() < ocp {
+        return fallback(out);
+    }
+    let mut i = 0;
+    while i < n {
+        let np = (n - i).min(PATCHES);
+        let mut o = 0;
+        while o < ocp {
+            // Registers of 4 channels: blocks of 24 channels, and of 16 to end on a multiple of
+            // 16 (ocp and so ocp - o are multiples of 8: 8 left takes a block of 2 registers).
+            let rem = ocp - o;
+            let v = if rem == 16 || rem == 32 {
+                4
+            } else if rem >= 24 {
+                6
+            } else {
+                2
+            };
+            // SAFETY: patches i..i + np exist (np <= n - i) and lie inside `xu` (`in_bounds`);
+            // channels o..o + 4 * v <= ocp; `wp` holds rows * seg * ocp bytes, `bias` ocp values,
+            // `out` n * ocp (or ocp with MAX); AVX2 is this function's precondition.
+            unsafe {
+                let args = Block {
+                    wp: wp.as_ptr(),
+                    xu: src.xu.as_ptr(),
+                    starts: src.starts.as_ptr().add(i),
+                    rows: src.rows,
+                    row_stride: src.row_stride,
+                    seg: src.seg,
+                    bias: bias.as_ptr(),
+                    ocp,
+                    o,
+                    out: if MAX { out.as_mut_ptr() } else { out.as_mut_ptr().add(i * ocp) },
+                };
+                match (np, v) {
+                    (2, 6) => block::<2, 6, MAX>(args),
+                    (2, 4) => block::<2, 4, MAX>(args),
+                    (2, _) => block::<2, 2, MAX>(args),
+                    (_, 6) => block::<1, 6, MAX>(args),
+                    (_, 4) => block::<1, 4, MAX>(args),
+                    (_, _) => block::<1, 2, MAX>(args),
+                }
+            }
+            o += 4 * v;
+        }
+        i += np;
+    }
+}
+
+/// Patches per register block of [`gemm_avx2`].
+const PATCHES: usize = 2;
+
+/// One register block of [`gemm_avx2`]: the `P` patches whose starts are at `starts`, channels
+/// `o..o + 4 * V`; `out` points at the first of those patches' output rows (`pmax` with MAX).
+#[derive(Clone, Copy)]
+struct Block {
+    wp: *const i8,
+    xu: *const u8,
+    starts: *const usize,
+    rows: usize,
+    row_stride: usize,
+    seg: usize,
+    bias: *const i32,
+    ocp: usize,
+    o: usize,
+    out: *mut i32,
+}
+
+/// # Safety
+/// `starts` valid for `P` offsets whose patches lie inside `xu`; `wp` valid for
+/// `rows * seg * ocp` bytes, `bias` for `ocp` i32s, `out` for `P * ocp` i32s (`ocp` with
+/// `MAX`); `seg % 4 == 0`, `V` even, `o + 4 * V <= ocp`; AVX2 available.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn block<const P: usize, const V: usize, const MAX: bool>(b: Block) {
+    // acc[v][p]: channels o + 4v..o + 4v + 4 of patch p, each in two adjacent lanes.
+    let mut acc = [[_mm256_setzero_si256(); P]; V];
+    // SAFETY: P offsets at `starts`.
+    let base: [*const u8; P] = core::array::from_fn(|p| unsafe { b.xu.add(*b.starts.add(p)) });
+    let quads = b.seg / 4;
+    // SAFETY: channel o's first quad; the loop below stays inside `wp` (see there).
+    let mut wrow = unsafe { b.wp.add(b.o * 4) };
+    for r in 0..b.rows {
+        for q in 0..quads {
+            // SAFETY: byte 4q + 3 < seg of segment r of each patch lies inside `xu` (the
+            // patches are in bounds); quad (r * quads + q) of channels o..o + 4V lies inside `wp`
+            // (`wrow` walks those quads in order, ocp * 4 bytes apart).
+            unsafe {
+                // Each patch's quad as i16, repeated: [x0 x1 x2 x3] x 4.
+                let xq: [__m256i; P] = core::array::from_fn(|p| {
+                    let quad = core::ptr::read_unaligned(base[p].add(r * b.row_stride + 4 * q).cast::<i32>());
+                    _mm256_cvtepu8_epi16(_mm_set1_epi32(quad))
+                });
+                for (v, accv) in acc.iter_mut().enumerate() {
+                    let w = _mm256_cvtepi8_epi16(_mm_loadu_si128(wrow.add(16 * v).cast()));
+                    for (a, x) in accv.iter_mut().zip(&xq) {
+                        *a = _mm256_add_epi32(*a, _mm256_madd_epi16(w, *x));
+                    }
+                }
+                wrow = wrow.add(b.ocp * 4);
+            }
+        }
+    }
+    for (v, pair) in acc.chunks_exact(2).enumerate() {
+        let c = b.o + 8 * v;
+        for (p, (lo, hi)) in pair[0].iter().zip(&pair[1]).enumerate() {
+            // Lanes (2c, 2c + 1) of a register hold one of its 4 channels: pairwise sums of
+            // the two registers give [c0 c1 c4 c5 | c2 c3 c6 c7], reordered to c0..c7.
+            let sums = _mm256_permute4x64_epi64::<0b11_01_10_00>(_mm256_hadd_epi32(*lo, *hi));
+            // SAFETY: channels c..c + 8 <= o + 4V <= ocp of `bias`, and of output row p (or
+            // of `pmax`).
+            unsafe {
+                let y = _mm256_add_epi32(sums, _mm256_loadu_si256(b.bias.add(c).cast()));
+                if MAX {
+                    let dst = b.out.add(c);
+                    _mm256_storeu_si256(dst.cast(), _mm256_max_epi32(_mm256_loadu_si256(dst.cast()), y));
+                } else {
+                    _mm256_storeu_si256(b.out.add(p * b.ocp + c).cast(), y);
+                }
+            }
+        }
+    }
 }

@@ -1,5 +1,5 @@
 //! x86_64 tables, one file per ISA level: `avx2` (AVX2, `vpmaddwd`) and
-//! `avx512_vnni` (AVX-512 VNNI, `vpdpbusd`, with the packed conv path). The VNNI table
+//! `avx512_vnni` (AVX-512 VNNI, `vpdpbusd`), both with the packed conv path. The VNNI table
 //! reuses the AVX2 kernels it does not improve on, so it requires AVX2 as well.
 
 mod avx2;
