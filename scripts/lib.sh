@@ -12,6 +12,8 @@
 #   need_rustup_target T...         adds the rustup targets that are missing
 #   need_toolchain TC [COMPONENT...]  installs a rustup toolchain (profile minimal) and components
 #   need_kotlinc            the npm kotlin-compiler, once for every script: sets kotlin_home
+#   build_insn_count_plugin DIR QEMU_PKG  the instruction-counting TCG plugin, built in DIR against
+#                           the qemu-plugin.h of QEMU_PKG's version: sets insn_count_plugin
 #   timed NAME CMD...       runs CMD, prints "=== step NAME: N s ===" and records it for
 #   print_timings           the table of every timed step (trap it on EXIT to get it on failure)
 # A command that fails outside an `if`/`||` ends the script through the ERR trap, which prints
@@ -146,4 +148,45 @@ print_timings() {
     done
     [[ -n "$timed_current" ]] && printf '%-40s %8s  %s\n' "$timed_current" "-" "interrupted"
     printf '%-40s %8s\n' total "$((SECONDS - timed_started))"
+}
+
+# build_insn_count_plugin DIR QEMU_PKG: builds firmware/tools/insn-count (a TCG plugin counting
+# guest instructions between calls of a marker function) into DIR/libinsn_count.so, against
+# qemu-plugin.h from Debian's qemu source package of the installed QEMU_PKG's version (the plugin
+# API is per QEMU version; Debian ships no header, and it is GPL-2.0-or-later, so it is fetched
+# here, never committed: a deb-src entry is added to apt's sources). Sets insn_count_plugin.
+# Needs gcc, xz-utils and dpkg-dev (the caller installs them with its other packages).
+build_insn_count_plugin() {
+    local work="$1" pkg="$2"
+    local header_dir="$work/qemu-plugin"
+    step "qemu-plugin.h from Debian's qemu source package" \
+        "needs network access to deb.debian.org (deb-src); the plugin API header is in include/qemu/ of the QEMU source"
+    if [[ ! -f "$header_dir/qemu-plugin.h" ]]; then
+        local src_list=/etc/apt/sources.list.d/cnn-toolkit-deb-src.sources sudo=()
+        [[ "$(id -u)" == 0 ]] || sudo=(sudo)
+        if ! grep -rqs "^Types:.*deb-src\|^deb-src" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+            log "adding Debian's deb-src entries ($src_list)"
+            printf '%s\n' "# Added by cnn-toolkit's scripts/lib.sh: Debian source packages (qemu-plugin.h)." \
+                "Types: deb-src" "URIs: http://deb.debian.org/debian" "Suites: bookworm bookworm-updates" \
+                "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" "" \
+                "Types: deb-src" "URIs: http://deb.debian.org/debian-security" "Suites: bookworm-security" \
+                "Components: main" "Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg" \
+                | "${sudo[@]}" tee "$src_list" >/dev/null
+            "${sudo[@]}" apt-get update -qq
+        fi
+        local src_ver orig
+        src_ver="$(dpkg-query -W -f='${source:Version}' "$pkg" 2>/dev/null || true)"
+        mkdir -p "$work/qemu-src"
+        log "apt-get source --download-only qemu${src_ver:+=$src_ver}"
+        (cd "$work/qemu-src" && { apt-get source -qq --download-only "qemu${src_ver:+=$src_ver}" ||
+            apt-get source -qq --download-only qemu; })
+        orig="$(ls "$work"/qemu-src/qemu_*.orig.tar.* | head -n1)"
+        mkdir -p "$header_dir"
+        tar -xf "$orig" -C "$work/qemu-src" --wildcards '*/include/qemu/qemu-plugin.h'
+        cp "$work"/qemu-src/*/include/qemu/qemu-plugin.h "$header_dir/"
+    fi
+    step "build the insn-count plugin" "gcc must build firmware/tools/insn-count/insn_count.c against $header_dir/qemu-plugin.h"
+    insn_count_plugin="$work/libinsn_count.so"
+    gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I"$header_dir" -o "$insn_count_plugin" \
+        "$repo/firmware/tools/insn-count/insn_count.c"
 }

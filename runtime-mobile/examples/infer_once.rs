@@ -8,7 +8,9 @@
 //! builds an MNIST-shaped model with random weights (the test fixture builder); the arithmetic
 //! cost does not depend on the weight values. Count instructions per inference with
 //! `valgrind --tool=callgrind --toggle-collect='*Model*run_with*' target/release/examples/infer_once`
-//! (with `--session`: `--toggle-collect='*Session*run*'`).
+//! (with `--session`: `--toggle-collect='*Session*run*'`), or under QEMU with the TCG plugin
+//! `firmware/tools/insn-count` and `symbol=insn_count_mark`, a function called before the first
+//! run and after every run (scripts/ci-arm-insn).
 
 use std::hint::black_box;
 
@@ -16,6 +18,13 @@ use runtime_mobile::kernels::{self, scalar};
 use runtime_mobile::{Model, Shape};
 use testkit::Build;
 use testkit::{MNIST, Rng, random_desc};
+
+/// Marks inference boundaries for the instruction-counting QEMU plugin (found by symbol name).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn insn_count_mark() {
+    black_box(());
+}
 
 fn main() {
     let mut args = std::env::args().skip(1);
@@ -58,12 +67,16 @@ fn main() {
     let mut class = 0;
     if fast {
         let mut session = model.session(table, &mut arena).expect("session");
+        insn_count_mark();
         for _ in 0..runs {
             class = session.run(black_box(&input)).expect("run").class;
+            insn_count_mark();
         }
     } else {
+        insn_count_mark();
         for _ in 0..runs {
             class = model.run_with(table, black_box(&input), &mut arena).expect("run").class;
+            insn_count_mark();
         }
     }
     println!("class {class} after {runs} run(s)");

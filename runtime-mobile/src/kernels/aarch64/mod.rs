@@ -1,7 +1,9 @@
-//! aarch64 tables: `neon` (NEON is baseline on aarch64) and `neon_dotprod` (FEAT_DotProd,
-//! `SDOT`). One file per ISA level, as in `x86_64/`.
+//! aarch64 tables: `neon` (NEON is baseline on aarch64; packed conv path in `widen`) and `neon_dotprod` (FEAT_DotProd,
+//! `SDOT`, with the packed conv path in `dotprod`). One file per ISA level, as in `x86_64/`.
 
+mod dotprod;
 mod neon;
+mod widen;
 
 #[cfg(feature = "std")]
 pub use neon::detect_dotprod;

@@ -12,20 +12,20 @@
 use core::arch::aarch64::*;
 use core::arch::asm;
 
+use super::{dotprod, widen};
 use crate::kernels::{Kernels, scalar};
 
 /// NEON is part of every little-endian aarch64 Rust target that compiles this module
 /// (`cfg(target_feature = "neon")` in `mod.rs`), so this table is always usable.
 static NEON: Kernels = Kernels {
     name: "neon",
-    conv_packed: false,
+    conv_packed: true,
     matvec_i8: matvec_neon,
     matvec_i8_sym: matvec_neon_sym,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
-    // The packed conv path is off here: the reference, for completeness.
-    gemm_u8i8: scalar::gemm_u8i8,
-    gemm_u8i8_max: scalar::gemm_u8i8_max,
+    gemm_u8i8: widen::gemm_u8i8,
+    gemm_u8i8_max: widen::gemm_u8i8_max,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
@@ -35,15 +35,14 @@ static NEON: Kernels = Kernels {
 /// Private: reachable only through the functions below, which establish dotprod support.
 static NEON_DOTPROD: Kernels = Kernels {
     name: "neon-dotprod",
-    conv_packed: false,
+    conv_packed: true,
     matvec_i8: matvec_dotprod,
     // SDOT sums four exact products per lane whatever the weights: nothing to gain from the bound.
     matvec_i8_sym: matvec_dotprod,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
-    // The packed conv path is off here: the reference, for completeness.
-    gemm_u8i8: scalar::gemm_u8i8,
-    gemm_u8i8_max: scalar::gemm_u8i8_max,
+    gemm_u8i8: dotprod::gemm_u8i8,
+    gemm_u8i8_max: dotprod::gemm_u8i8_max,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
     requantize_i32: scalar::requantize_i32,
