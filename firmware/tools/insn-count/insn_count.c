@@ -8,8 +8,13 @@
  *   qemu-system-arm ... -plugin ./libinsn_count.so,marker=0x1234,out=counts.txt -kernel fw.elf
  *
  * marker: the marker function's address (from the ELF's symbol table; a Thumb address's low bit
- * is ignored). Single vCPU guests only (Cortex-M). Built against qemu-plugin.h from QEMU's
- * source (scripts/ci-dsp fetches Debian's qemu source package; the header is not committed).
+ * is ignored). Or symbol=NAME: the marker by name, for position-independent executables whose
+ * load address is not known in advance (qemu-aarch64 on a PIE): a hit is the first instruction
+ * of a translation block in that symbol (a call enters a function at the start of a block), so
+ * the marker must be a branch-free function that is never inlined.
+ * Single vCPU guests only (Cortex-M, single-threaded user programs). Built against qemu-plugin.h
+ * from QEMU's source (scripts/lib.sh's build_insn_count_plugin fetches Debian's qemu source
+ * package; the header is not committed).
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,6 +27,7 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = QEMU_PLUGIN_VERSION;
 
 static uint64_t executed;
 static uint64_t marker;
+static char marker_symbol[256];
 static char out_path[4096];
 static uint64_t *hits;
 static size_t n_hits, cap_hits;
@@ -48,7 +54,14 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     for (size_t i = 0; i < n; i++) {
         struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &executed, 1);
-        if ((qemu_plugin_insn_vaddr(insn) & ~(uint64_t)1) == marker) {
+        int hit;
+        if (marker_symbol[0]) {
+            const char *sym = qemu_plugin_insn_symbol(insn);
+            hit = i == 0 && sym && strcmp(sym, marker_symbol) == 0;
+        } else {
+            hit = (qemu_plugin_insn_vaddr(insn) & ~(uint64_t)1) == marker;
+        }
+        if (hit) {
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_marker, QEMU_PLUGIN_CB_NO_REGS, NULL);
         }
     }
@@ -63,7 +76,7 @@ static void write_counts(qemu_plugin_id_t id, void *udata)
         perror("insn-count: out");
         return;
     }
-    fprintf(f, "# insn-count: marker 0x%" PRIx64 ", %zu hits, %" PRIu64 " instructions in all\n", marker, n_hits,
+    fprintf(f, "# insn-count: marker %s 0x%" PRIx64 ", %zu hits, %" PRIu64 " instructions in all\n", marker_symbol, marker, n_hits,
             executed);
     for (size_t i = 0; i < n_hits; i++) {
         fprintf(f, "%" PRIu64 "\n", hits[i]);
@@ -77,15 +90,17 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
     for (int i = 0; i < argc; i++) {
         if (strncmp(argv[i], "marker=", 7) == 0) {
             marker = strtoull(argv[i] + 7, NULL, 0) & ~(uint64_t)1;
+        } else if (strncmp(argv[i], "symbol=", 7) == 0 && strlen(argv[i] + 7) < sizeof marker_symbol) {
+            strcpy(marker_symbol, argv[i] + 7);
         } else if (strncmp(argv[i], "out=", 4) == 0 && strlen(argv[i] + 4) < sizeof out_path) {
             strcpy(out_path, argv[i] + 4);
         } else {
-            fprintf(stderr, "insn-count: unknown argument '%s' (marker=ADDR, out=FILE)\n", argv[i]);
+            fprintf(stderr, "insn-count: unknown argument '%s' (marker=ADDR or symbol=NAME, out=FILE)\n", argv[i]);
             return -1;
         }
     }
-    if (!marker || !out_path[0]) {
-        fprintf(stderr, "insn-count: needs marker=ADDR and out=FILE\n");
+    if ((!marker && !marker_symbol[0]) || !out_path[0]) {
+        fprintf(stderr, "insn-count: needs marker=ADDR or symbol=NAME, and out=FILE\n");
         return -1;
     }
     qemu_plugin_register_vcpu_tb_trans_cb(id, on_translate);

@@ -154,8 +154,24 @@ unsafe fn block<const P: usize, const MAX: bool>(b: Block) {
             }
             j += 16;
         }
-        // The segment's last 1..3 quads (conv1's 5-byte rows: 2 quads), one at a time.
-        while j < b.seg {
+        // The segment's last 1..3 quads (conv1's 5-byte rows: 2 quads): two from an 8-byte
+        // load, then one from a 4-byte load, never reading past the segment. Straight-line code,
+        // so the accumulators stay in their registers (a loop here cost a move per register).
+        if b.seg - j >= 8 {
+            // SAFETY: bytes j..j + 8 <= seg of segment r lie inside `xu`.
+            let x: [int8x16_t; P] = core::array::from_fn(|p| unsafe {
+                let v = vld1_u8(base[p].add(r * b.row_stride + j));
+                vreinterpretq_s8_u8(vcombine_u8(veor_u8(v, vget_low_u8(flip)), vdup_n_u8(0)))
+            });
+            // SAFETY: these two quads' 64 bytes each lie inside `wp`; dotprod per our precondition.
+            unsafe {
+                quad::<P, 0>(&mut acc, &mut corr, &x, w, minus128);
+                quad::<P, 1>(&mut acc, &mut corr, &x, w.add(b.quad_stride), minus128);
+                w = w.add(2 * b.quad_stride);
+            }
+            j += 8;
+        }
+        if j < b.seg {
             // SAFETY: bytes j..j + 4 <= seg (seg % 4 == 0) of segment r lie inside `xu`.
             let x: [int8x16_t; P] = core::array::from_fn(|p| unsafe {
                 let q = core::ptr::read_unaligned(base[p].add(r * b.row_stride + j).cast::<u32>());
@@ -166,7 +182,6 @@ unsafe fn block<const P: usize, const MAX: bool>(b: Block) {
                 quad::<P, 0>(&mut acc, &mut corr, &x, w, minus128);
                 w = w.add(b.quad_stride);
             }
-            j += 4;
         }
     }
     // SAFETY: 16 start values at `bias`; the outputs as the caller guarantees.

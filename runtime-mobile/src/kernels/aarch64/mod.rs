@@ -3,6 +3,7 @@
 
 mod dotprod;
 mod neon;
+mod requant;
 mod widen;
 
 #[cfg(feature = "std")]

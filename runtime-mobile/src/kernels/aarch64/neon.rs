@@ -7,12 +7,12 @@
 //!
 //! Shape: 4 weight rows per pass share each 16-byte piece of `x`; the `k % 16` tail works as in
 //! the AVX2 kernels (the last 16 bytes of `x` and of each row, counted lanes of `x` zeroed).
-//! Requantization uses the scalar reference (a few thousand values per inference).
+//! Requantization: `requant` (gemmlowp's steps as NEON instructions).
 
 use core::arch::aarch64::*;
 use core::arch::asm;
 
-use super::{dotprod, widen};
+use super::{dotprod, requant, widen};
 use crate::kernels::{Kernels, scalar};
 
 /// NEON is part of every little-endian aarch64 Rust target that compiles this module
@@ -28,8 +28,8 @@ static NEON: Kernels = Kernels {
     gemm_u8i8_max: widen::gemm_u8i8_max,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
-    requantize_i32: scalar::requantize_i32,
-    requantize_rows: scalar::requantize_rows,
+    requantize_i32: requant::requantize_i32,
+    requantize_rows: requant::requantize_rows,
 };
 
 /// Private: reachable only through the functions below, which establish dotprod support.
@@ -45,8 +45,8 @@ static NEON_DOTPROD: Kernels = Kernels {
     gemm_u8i8_max: dotprod::gemm_u8i8_max,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
     row_sums_i8: scalar::row_sums_i8,
-    requantize_i32: scalar::requantize_i32,
-    requantize_rows: scalar::requantize_rows,
+    requantize_i32: requant::requantize_i32,
+    requantize_rows: requant::requantize_rows,
 };
 
 /// The plain NEON table (no extension needed).

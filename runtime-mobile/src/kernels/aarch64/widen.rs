@@ -146,8 +146,23 @@ unsafe fn block<const P: usize, const MAX: bool>(b: Block, corr: &[int32x4_t; 4]
             }
             j += 16;
         }
-        while j < b.seg {
-            // SAFETY: bytes j..j + 4 <= seg of segment r lie inside `xu`.
+        // The last 1..3 quads: two from an 8-byte load, then one from a 4-byte load, never
+        // reading past the segment.
+        if b.seg - j >= 8 {
+            // SAFETY: bytes j..j + 8 <= seg of segment r lie inside `xu`.
+            let x: [int32x2_t; P] = core::array::from_fn(|p| unsafe {
+                vreinterpret_s32_u8(veor_u8(vld1_u8(base[p].add(r * b.row_stride + j)), vget_low_u8(flip)))
+            });
+            // SAFETY: these two quads' 64 bytes each lie inside `wp`.
+            unsafe {
+                quad(&mut acc, x.map(|v| vdupq_lane_s32::<0>(v)), w);
+                quad(&mut acc, x.map(|v| vdupq_lane_s32::<1>(v)), w.add(b.quad_stride));
+                w = w.add(2 * b.quad_stride);
+            }
+            j += 8;
+        }
+        if j < b.seg {
+            // SAFETY: bytes j..j + 4 <= seg (seg % 4 == 0) of segment r lie inside `xu`.
             let x: [int32x4_t; P] = core::array::from_fn(|p| unsafe {
                 let q = core::ptr::read_unaligned(base[p].add(r * b.row_stride + j).cast::<u32>());
                 vreinterpretq_s32_u8(veorq_u8(vreinterpretq_u8_u32(vdupq_n_u32(q)), flip))
@@ -157,7 +172,6 @@ unsafe fn block<const P: usize, const MAX: bool>(b: Block, corr: &[int32x4_t; 4]
                 quad(&mut acc, x, w);
                 w = w.add(b.quad_stride);
             }
-            j += 4;
         }
     }
     let sums: [[int32x4_t; 4]; P] = acc.map(|a| a.map(|[lo, hi]| vpaddq_s32(lo, hi)));
