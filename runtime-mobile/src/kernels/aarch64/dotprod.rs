@@ -87,11 +87,17 @@ unsafe fn gemm<const MAX: bool>(wp: &[i8], src: &Patches<'_>, bias: &[i32], out:
                     out: if MAX { out.as_mut_ptr().add(o) } else { out.as_mut_ptr().add(i * ocp + o) },
                     out_stride: ocp,
                 };
-                match np {
-                    4 => block::<4, MAX>(b),
-                    3 => block::<3, MAX>(b),
-                    2 => block::<2, MAX>(b),
-                    _ => block::<1, MAX>(b),
+                // Segments shorter than 16 bytes (conv1's) get code without the 16-byte loop:
+                // around a loop LLVM copies every accumulator in and out, once per kernel row.
+                match (np, src.seg >= 16) {
+                    (4, true) => block::<4, MAX, true>(b),
+                    (3, true) => block::<3, MAX, true>(b),
+                    (2, true) => block::<2, MAX, true>(b),
+                    (_, true) => block::<1, MAX, true>(b),
+                    (4, false) => block::<4, MAX, false>(b),
+                    (3, false) => block::<3, MAX, false>(b),
+                    (2, false) => block::<2, MAX, false>(b),
+                    (_, false) => block::<1, MAX, false>(b),
                 }
             }
             o += PACK_OC;
@@ -123,10 +129,10 @@ pub(crate) struct Block {
 /// `starts` valid for `P` offsets whose patches (`rows` segments of `seg` bytes, `row_stride`
 /// apart) lie inside `xu`; `wp` valid for 64 bytes at each of the `rows * seg / 4` quad
 /// offsets; `bias` for 16 i32s; `out` for 16 i32s at each of the `P` rows (1 with `MAX`);
-/// `seg % 4 == 0`; FEAT_DotProd available.
+/// `seg % 4 == 0`, and `seg >= 16` if `CHUNKS`; FEAT_DotProd available.
 #[inline]
 #[target_feature(enable = "dotprod")]
-unsafe fn block<const P: usize, const MAX: bool>(b: Block) {
+unsafe fn block<const P: usize, const MAX: bool, const CHUNKS: bool>(b: Block) {
     let zero = vdupq_n_s32(0);
     let flip = vdupq_n_u8(0x80);
     let minus128 = vdupq_n_s8(-128);
@@ -138,7 +144,7 @@ unsafe fn block<const P: usize, const MAX: bool>(b: Block) {
     for r in 0..b.rows {
         let mut j = 0;
         // Four quads at a time: one 16-byte load per patch.
-        while j + 16 <= b.seg {
+        while CHUNKS && j + 16 <= b.seg {
             // SAFETY: bytes j..j + 16 <= seg of segment r of each patch lie inside `xu`.
             let x: [int8x16_t; P] = core::array::from_fn(|p| unsafe {
                 vreinterpretq_s8_u8(veorq_u8(vld1q_u8(base[p].add(r * b.row_stride + j)), flip))
