@@ -14,6 +14,9 @@
 #   need_kotlinc            the npm kotlin-compiler, once for every script: sets kotlin_home
 #   build_insn_count_plugin DIR QEMU_PKG  the instruction-counting TCG plugin, built in DIR against
 #                           the qemu-plugin.h of QEMU_PKG's version: sets insn_count_plugin
+#   thousands N             prints N with thousands separators (1234567 -> 1,234,567)
+#   qemu_count_insn PLUGIN COUNTS CPU EXE ARGS...  runs EXE under qemu-aarch64 with the plugin;
+#                           prints EXE's output, then "min median max" instructions per marked run
 #   timed NAME CMD...       runs CMD, prints "=== step NAME: N s ===" and records it for
 #   print_timings           the table of every timed step (trap it on EXIT to get it on failure)
 # A command that fails outside an `if`/`||` ends the script through the ERR trap, which prints
@@ -180,7 +183,8 @@ build_insn_count_plugin() {
         log "apt-get source --download-only qemu${src_ver:+=$src_ver}"
         (cd "$work/qemu-src" && { apt-get source -qq --download-only "qemu${src_ver:+=$src_ver}" ||
             apt-get source -qq --download-only qemu; })
-        orig="$(ls "$work"/qemu-src/qemu_*.orig.tar.* | head -n1)"
+        local origs=("$work"/qemu-src/qemu_*.orig.tar.*)
+        orig="${origs[0]}"
         mkdir -p "$header_dir"
         tar -xf "$orig" -C "$work/qemu-src" --wildcards '*/include/qemu/qemu-plugin.h'
         cp "$work"/qemu-src/*/include/qemu/qemu-plugin.h "$header_dir/"
@@ -189,4 +193,25 @@ build_insn_count_plugin() {
     insn_count_plugin="$work/libinsn_count.so"
     gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I"$header_dir" -o "$insn_count_plugin" \
         "$repo/firmware/tools/insn-count/insn_count.c"
+}
+
+# qemu_count_insn PLUGIN COUNTS_FILE QEMU_CPU EXE ARGS...: runs the aarch64 program EXE (which
+# calls `insn_count_mark` before its first timed run and after each) under qemu-aarch64 with the
+# insn-count plugin, the marker found by name (EXE is position-independent: its load address is
+# QEMU's choice). Prints EXE's output, then one line "min median max": the instructions between
+# consecutive marks. Fails if EXE fails or has no marker symbol, or no two marks were counted.
+qemu_count_insn() {
+    local plugin="$1" counts="$2" cpu="$3" exe="$4"
+    shift 4
+    [[ -n "$(nm "$exe" | awk '$3 == "insn_count_mark"')" ]] || { warn "no insn_count_mark symbol in $exe"; return 1; }
+    rm -f "$counts"
+    env ${cpu:+QEMU_CPU="$cpu"} qemu-aarch64 -L /usr/aarch64-linux-gnu \
+        -plugin "$plugin,symbol=insn_count_mark,out=$counts" "$exe" "$@"
+    grep -v '^#' "$counts" | awk 'NR > 1 { print $1 - prev } { prev = $1 }' | sort -n |
+        awk '{ v[NR] = $1 } END { if (NR == 0) exit 1; print v[1], v[int((NR + 1) / 2)], v[NR] }'
+}
+
+# thousands N: N with thousands separators, as the figures in bench/RESULTS.md are written.
+thousands() {
+    awk -v n="$1" 'BEGIN { s = sprintf("%d", n); o = ""; while (length(s) > 3) { o = "," substr(s, length(s) - 2) o; s = substr(s, 1, length(s) - 3) } print s o }'
 }

@@ -52,9 +52,8 @@ fn rows(acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>) {
     while c0 < c4 {
         // SAFETY: channels c0..c0 + 4 <= channels of `multiplier`/`shift`, which hold at least
         // 4 * channels bytes (checked above); byte loads have no alignment requirement.
-        let (m, s) = unsafe {
-            (vld1q_s32(q.multiplier.as_ptr().add(4 * c0).cast()), vld1q_s32(q.shift.as_ptr().add(4 * c0).cast()))
-        };
+        let (m, s) =
+            unsafe { (vld1q_s32(q.multiplier.as_ptr().add(4 * c0).cast()), vld1q_s32(q.shift.as_ptr().add(4 * c0).cast())) };
         let s = vmaxq_s32(vminq_s32(s, vdupq_n_s32(31)), vdupq_n_s32(-31));
         let left = vmaxq_s32(vnegq_s32(s), vdupq_n_s32(0));
         let right_neg = vminq_s32(vnegq_s32(s), vdupq_n_s32(0));
