@@ -8,7 +8,7 @@ use crate::bytes::{as_i8_mut, le_i32};
 use crate::error::Error;
 use crate::format::{LayerSpec, MAX_LAYERS, Op, Pool, Shape};
 use crate::kernels::{Kernels, Patches, Requant};
-use crate::plan::{Loc, PACKED_PATCHES, PAIRS_MAX_K, Path, Plan, Stage, StageOp, packed_dims, pairs_ints, pool_of};
+use crate::plan::{Loc, PACKED_PATCHES, PAIRS_MAX_K, Path, Plan, Region, Stage, StageOp, packed_dims, pairs_ints, pool_of};
 
 /// One conv2d/dense layer's tensors, borrowed from the file bytes.
 #[derive(Debug, Clone, Copy)]
@@ -103,6 +103,12 @@ fn run_stage(
     let (x, scratch, out) = st.split(arena, input)?;
     if Some(x.len()) != st.in_shape.len() || Some(out.len()) != st.out_shape.len() {
         return Err(BROKEN);
+    }
+    if let StageOp::Conv { layer, relu, pool } = st.op
+        && let (Some(mv4), Some(spec), Some(t)) = (k.matvec4_i8, layers.get(layer), tensors.get(layer))
+        && let Some(run) = pool4_run(spec, st, path, pool_of(layers, pool.map(usize::from))?, scratch.len())
+    {
+        return conv_pool4(mv4, k, spec, t, st, relu, run, x, scratch, out);
     }
     // The plan's scratch layout for this path: `bytes` then 4-aligned `ints` (empty when unused).
     let (bytes, ints) = st.scratch_for(path).carve(scratch, 1).ok_or(BROKEN)?;
@@ -256,6 +262,101 @@ fn conv(
                 (k.requantize_i32)(pacc, &rq);
             }
             scatter(out, py * pw + px, plane, pacc);
+        }
+    }
+    Ok(())
+}
+
+/// Most taps per pixel [`conv_pool4`] gathers at a time (the armv7em kernel extends 64 per call).
+const POOL4_RUN: usize = 64;
+
+/// Bytes after [`conv_pool4`]'s 4 runs that the 8-byte copies of [`Im2col::gather_run`] may
+/// overwrite.
+const POOL4_SLACK: usize = 8;
+
+/// [`conv_pool4`]'s scratch for runs of `run` taps: the 4 pixels' runs (and the slack), then
+/// 4 accumulators and the zero-point correction per output channel.
+fn pool4_region(run: usize, oc: usize) -> Option<Region> {
+    let bytes = run.checked_mul(4)?.checked_add(POOL4_SLACK)?;
+    Some(Region { bytes: u32::try_from(bytes).ok()?, ints: u32::try_from(oc.checked_mul(5)?).ok()? })
+}
+
+/// Taps per run when a conv stage takes [`conv_pool4`]: the table has `matvec4_i8`, the stage
+/// fuses a 2x2 max pool of stride 2 whose windows all lie inside the conv output, the reference
+/// path would not take `matvec_pairs_i16` (short patches in the full layout), and the stage's
+/// scratch (`room` bytes, the same arena as the reference path's) holds runs of at least 16.
+fn pool4_run(spec: &LayerSpec, st: &Stage, path: Path, (pool, avg): (&Pool, bool), room: usize) -> Option<usize> {
+    let Op::Conv2d { in_channels: c, kernel: [kh, kw], .. } = spec.op else { return None };
+    let (Shape::Chw(_, ch, cw), Shape::Chw(oc, ph, pw)) = (spec.output_shape, st.out_shape) else { return None };
+    let k_len = c.checked_mul(kh)?.checked_mul(kw)?;
+    let window = !avg && pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0];
+    let pairs = k_len < PAIRS_MAX_K && path == Path::Full;
+    if !window || pairs || path == Path::Packed || 2 * ph > ch || 2 * pw > cw {
+        return None;
+    }
+    let fixed = pool4_region(0, oc)?.size(1).ok()?;
+    let run = (room.checked_sub(fixed)? / 4).min(POOL4_RUN).min(k_len);
+    let run = if run < k_len { run & !15 } else { run };
+    (run >= 16.min(k_len) && run > 0).then_some(run)
+}
+
+/// [`conv`] for a stage [`pool4_run`] accepts: the 4 conv outputs of each 2x2 pool window
+/// through one `matvec4_i8` per run of taps (each weight serves the 4 pixels), their maximum
+/// plus the zero-point correction requantized once, as [`conv`] does. The patches are gathered
+/// run by run, so the scratch stays within the reference path's.
+#[allow(clippy::too_many_arguments)]
+fn conv_pool4(
+    mv4: fn(&[i8], usize, &[i8], &mut [i32]),
+    k: &Kernels,
+    spec: &LayerSpec,
+    t: &LayerTensors<'_>,
+    st: &Stage,
+    relu: bool,
+    run: usize,
+    x: &[i8],
+    scratch: &mut [u8],
+    out: &mut [i8],
+) -> Result<(), Error> {
+    let Op::Conv2d { kernel: [kh, kw], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op else {
+        return Err(BROKEN);
+    };
+    let (Shape::Chw(c, h, w), Shape::Chw(oc, ph, pw)) = (st.in_shape, st.out_shape) else {
+        return Err(BROKEN);
+    };
+    let k_len = c * kh * kw;
+    let (xs, ints) = pool4_region(run, oc).and_then(|r| r.carve(scratch, 1)).ok_or(BROKEN)?;
+    if t.weight.len() != oc * k_len || out.len() != oc * ph * pw || run == 0 {
+        return Err(BROKEN);
+    }
+    let xs = as_i8_mut(xs);
+    let (acc4, corr) = ints.split_at_mut(4 * oc);
+    fold_zero_point(k, t, k_len, st.in_zp, corr);
+    let rq = requant_params(t, st, relu);
+    let geom = Im2col { c, h, w, kh, kw, pad_h, pad_w, pad_val: st.in_zp as i8 };
+    for py in 0..ph {
+        for px in 0..pw {
+            acc4.fill(0);
+            let (cy, cx) = (2 * py, 2 * px);
+            let origins = [[cy, cx], [cy, cx + 1], [cy + 1, cx], [cy + 1, cx + 1]].map(|[y, x]| [y * sh, x * sw]);
+            let mut t0 = 0;
+            while t0 < k_len {
+                let n = run.min(k_len - t0);
+                if !geom.gather_run4(x, origins, t0, n, xs) {
+                    for (p, &o) in origins.iter().enumerate() {
+                        geom.gather_run(x, o, t0, n, xs.get_mut(p * n..).ok_or(BROKEN)?);
+                    }
+                }
+                mv4(t.weight.get(t0..).ok_or(BROKEN)?, k_len, xs.get(..4 * n).ok_or(BROKEN)?, acc4);
+                t0 += n;
+            }
+            for (r, &c) in corr.iter().enumerate() {
+                let a = acc4.get(4 * r..4 * r + 4).ok_or(BROKEN)?;
+                let m = a.iter().fold(i32::MIN, |m, &v| m.max(v.wrapping_add(c)));
+                acc4[r] = m;
+            }
+            let pooled = &mut acc4[..oc];
+            (k.requantize_i32)(pooled, &rq);
+            scatter(out, py * pw + px, ph * pw, pooled);
         }
     }
     Ok(())
@@ -669,6 +770,86 @@ impl Im2col {
             let (s, d) = ((r / kh) * plane + base + (r % kh) * w, r * kw);
             if let (Some(s), Some(d)) = (x.get(s..s + kw), patch.get_mut(d..d + kw)) {
                 d.copy_from_slice(s);
+            }
+        }
+    }
+
+    /// [`Im2col::gather_run`] for the 4 pixels at `origins` into `dst[p * n..][..n]`, when every
+    /// one of their receptive fields lies inside the input (else `false`, nothing written): then
+    /// a kernel row lies at the same offset from each pixel's corner, so one walk serves all 4,
+    /// and each row moves as one 8-byte copy per pixel (but a run's last, whose extra bytes
+    /// would land in the next pixel's run). `dst` needs [`POOL4_SLACK`] bytes after the 4 runs.
+    fn gather_run4(&self, x: &[i8], origins: [[usize; 2]; 4], t0: usize, n: usize, dst: &mut [i8]) -> bool {
+        let Im2col { h, w, kh, kw, pad_h, pad_w, .. } = *self;
+        let inside = |[oy, ox]: [usize; 2]| oy >= pad_h && ox >= pad_w && oy + kh <= h + pad_h && ox + kw <= w + pad_w;
+        if kw == 0 || kw > 8 || kh == 0 || dst.len() < 4 * n + POOL4_SLACK || !origins.iter().all(|&o| inside(o)) {
+            return false;
+        }
+        let base = origins.map(|[oy, ox]| (oy - pad_h) * w + (ox - pad_w));
+        let far = base.iter().fold(0, |m, &b| m.max(b)) + 8;
+        let area = kh * kw;
+        let (mut ic, r) = (t0 / area, t0 % area);
+        let (mut ky, mut kx) = (r / kw, r % kw);
+        let mut d = 0;
+        while d < n {
+            let len = (kw - kx).min(n - d);
+            let off = (ic * h + ky) * w + kx;
+            if d + 8 <= n && off + far <= x.len() {
+                for (p, &b) in base.iter().enumerate() {
+                    // SAFETY: reads x[b + off..][..8] (b + off + 8 <= off + far <= x.len()) and
+                    // writes dst[p * n + d..][..8] (p < 4, d + 8 <= n: inside the 4 runs).
+                    unsafe {
+                        let v = x.as_ptr().add(b + off).cast::<u64>().read_unaligned();
+                        dst.as_mut_ptr().add(p * n + d).cast::<u64>().write_unaligned(v);
+                    }
+                }
+            } else {
+                for (p, &b) in base.iter().enumerate() {
+                    for j in 0..len {
+                        if let (Some(&v), Some(o)) = (x.get(b + off + j), dst.get_mut(p * n + d + j)) {
+                            *o = v;
+                        }
+                    }
+                }
+            }
+            d += len;
+            kx = 0;
+            ky += 1;
+            if ky == kh {
+                (ky, ic) = (0, ic + 1);
+            }
+        }
+        true
+    }
+
+    /// Taps `t0..t0 + n` of the patch at `origin` (as [`Im2col::gather`]) into `dst[..n]`,
+    /// kernel row by kernel row; rows inside the input move as one 8-byte copy where both sides
+    /// have room (the extra bytes land where the next row goes, or in `dst`'s slack).
+    fn gather_run(&self, x: &[i8], [oy, ox]: [usize; 2], t0: usize, n: usize, dst: &mut [i8]) {
+        let Im2col { h, w, kh, kw, pad_h, pad_w, pad_val, .. } = *self;
+        let area = (kh * kw).max(1);
+        let (mut ic, r) = (t0 / area, t0 % area);
+        let (mut ky, mut kx) = (r / kw.max(1), r % kw.max(1));
+        let mut d = 0;
+        while d < n && kw > 0 {
+            let len = (kw - kx).min(n - d);
+            let (iy, ix) = ((oy + ky).wrapping_sub(pad_h), (ox + kx).wrapping_sub(pad_w));
+            let src = (ic * h + iy).wrapping_mul(w).wrapping_add(ix);
+            let inside = iy < h && ix < w && ix + len <= w;
+            match (x.get(src..src.wrapping_add(8)), dst.get_mut(d..d + 8)) {
+                (Some(s), Some(dd)) if inside && len <= 8 => dd.copy_from_slice(s),
+                _ => {
+                    for (j, v) in dst.iter_mut().skip(d).take(len).enumerate() {
+                        let ix = ix.wrapping_add(j);
+                        *v = if iy < h && ix < w { x.get(src.wrapping_add(j)).copied().unwrap_or(pad_val) } else { pad_val };
+                    }
+                }
+            }
+            d += len;
+            kx = 0;
+            ky += 1;
+            if ky == kh {
+                (ky, ic) = (0, ic + 1);
             }
         }
     }

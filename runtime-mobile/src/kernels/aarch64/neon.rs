@@ -23,6 +23,7 @@ static NEON: Kernels = Kernels {
     matvec_i8_sym: matvec_neon_sym,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
+    matvec4_i8: None,
     // The packed conv path is off here: the reference, for completeness.
     gemm_u8i8: scalar::gemm_u8i8,
     gemm_u8i8_max: scalar::gemm_u8i8_max,
@@ -41,6 +42,7 @@ static NEON_DOTPROD: Kernels = Kernels {
     matvec_i8_sym: matvec_dotprod,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
+    matvec4_i8: None,
     // The packed conv path is off here: the reference, for completeness.
     gemm_u8i8: scalar::gemm_u8i8,
     gemm_u8i8_max: scalar::gemm_u8i8_max,

@@ -40,6 +40,7 @@ pub(crate) static ARMV7EM_DSP: Kernels = Kernels {
     // SMLAD is exact for -128 weights too: nothing to gain from the bound.
     matvec_i8_sym: matvec,
     matvec_pairs_i16,
+    matvec4_i8: Some(matvec4),
     // The packed conv path needs the conv weights copied into RAM (51 KB for conv2): off on a
     // microcontroller. The reference, for completeness.
     gemm_u8i8: scalar::gemm_u8i8,
@@ -119,6 +120,66 @@ fn matvec(w: &[i8], x: &[i8], out: &mut [i32]) {
             *o = unsafe { dot1(*o, row.as_ptr().add(4 * q0), xx.as_ptr(), n) };
         }
         q0 += n;
+    }
+}
+
+/// Words of each pixel's `x` that [`matvec4`] sign-extends at a time, into a stack buffer
+/// (8 words per word of the 4 pixels: 512 bytes of stack).
+const X4_QUADS: usize = 16;
+
+/// See [`Kernels::matvec4_i8`]: each row's weight word is loaded and sign-extended once for all
+/// 4 pixels ([`insn::dot1x4`]), the pixels' `x` once per call (per [`X4_QUADS`] words, on the
+/// stack, interleaved so one pointer walks all 4).
+fn matvec4(w: &[i8], k: usize, xs: &[i8], out: &mut [i32]) {
+    let (n, rows) = (xs.len() / 4, out.len() / 4);
+    // Everything below reads row r's first n bytes at w[r * k..]; a broken contract takes the
+    // reference instead.
+    let fits = rows.checked_sub(1).and_then(|r| r.checked_mul(k)).and_then(|s| s.checked_add(n)).is_some_and(|e| e <= w.len());
+    if n < 4 || n > k || !xs.len().is_multiple_of(4) || !out.len().is_multiple_of(4) || !fits {
+        return scalar::matvec4_i8(w, k, xs, out);
+    }
+    let quads = n / 4;
+    let tail = quads * 4;
+    if tail < n {
+        for (r, o4) in out.chunks_exact_mut(4).enumerate() {
+            let row = &w[r * k + tail..r * k + n];
+            for (p, o) in o4.iter_mut().enumerate() {
+                *o = tail_dot(*o, row, &xs[p * n + tail..p * n + n]);
+            }
+        }
+    }
+    let mut xx = [0u32; 8 * X4_QUADS];
+    let mut q0 = 0;
+    while q0 < quads {
+        let nq = (quads - q0).min(X4_QUADS);
+        for (i, ext) in xx.chunks_exact_mut(8).take(nq).enumerate() {
+            for (p, pair) in ext.chunks_exact_mut(2).enumerate() {
+                // SAFETY: word q0 + i < quads of pixel p's n bytes (p < 4, xs holds 4n).
+                let xw = unsafe { word(xs.as_ptr().add(p * n + 4 * (q0 + i))) };
+                pair[0] = sxtb16(xw);
+                pair[1] = sxtb16_ror8(xw);
+            }
+        }
+        let blocks = nq / 4;
+        if blocks > 0 {
+            // SAFETY: `out` holds 4 * rows i32s (rows >= 1: n <= k and `fits`); row r's words
+            // q0..q0 + 4 * blocks lie inside its first n bytes, inside `w` (`fits`); `xx`
+            // holds 32 * blocks <= 8 * nq words.
+            unsafe { insn::dot1x4(out.as_mut_ptr(), rows, w.as_ptr().add(4 * q0), k, xx.as_ptr(), blocks) };
+        }
+        let done = 4 * blocks;
+        if done < nq {
+            for (r, o4) in out.chunks_exact_mut(4).enumerate() {
+                for (p, o) in o4.iter_mut().enumerate() {
+                    for q in done..nq {
+                        // SAFETY: word q0 + q < quads of row r (inside `w`: `fits`).
+                        let wv = unsafe { word(w.as_ptr().add(r * k + 4 * (q0 + q))) };
+                        *o = dot_word(*o, xx[8 * q + 2 * p], xx[8 * q + 2 * p + 1], wv);
+                    }
+                }
+            }
+        }
+        q0 += nq;
     }
 }
 
@@ -273,6 +334,32 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn matvec4_matches_reference() {
+        let mut seed = 0x2545_F491_4F6C_DD1D;
+        let f = DSP.matvec4_i8.expect("the DSP table has matvec4_i8");
+        // Runs of 4..=9 bytes, 25, 31, 64 (one stack chunk), 65 and 100 (two, with a tail), in
+        // rows of stride k >= n; 1 to 3 rows.
+        for n in [4, 5, 7, 8, 9, 16, 25, 31, 64, 65, 100] {
+            for (k, rows) in [(n, 1), (n + 3, 2), (2 * n + 1, 3)] {
+                let w = bytes(&mut seed, rows * k);
+                let xs = bytes(&mut seed, 4 * n);
+                for (w, xs) in [(w.clone(), xs.clone()), (vec![-128; rows * k], vec![-128; 4 * n]), (w, vec![127; 4 * n])] {
+                    let start: std::vec::Vec<i32> = (0..4 * rows as i32).map(|i| i * 1000 - 7).collect();
+                    let (mut a, mut b) = (start.clone(), start);
+                    crate::kernels::scalar::matvec4_i8(&w, k, &xs, &mut a);
+                    f(&w, k, &xs, &mut b);
+                    assert_eq!(a, b, "n {n} k {k} rows {rows}");
+                }
+            }
+        }
+        // A broken contract (n > k; w too short) takes the reference.
+        let (mut a, mut b) = ([3i32; 8], [3i32; 8]);
+        crate::kernels::scalar::matvec4_i8(&[1; 10], 4, &[2; 32], &mut a);
+        f(&[1; 10], 4, &[2; 32], &mut b);
+        assert_eq!(a, b);
     }
 
     #[test]

@@ -26,6 +26,7 @@ static AVX2: Kernels = Kernels {
     matvec_i8,
     matvec_i8_sym,
     matvec_pairs_i16,
+    matvec4_i8: None,
     // The packed conv path is off here (`vpmaddubsw` would saturate on u8 x i8): the reference.
     gemm_u8i8: scalar::gemm_u8i8,
     gemm_u8i8_max: scalar::gemm_u8i8_max,
