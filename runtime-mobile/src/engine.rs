@@ -335,7 +335,11 @@ fn conv_pool4(
     let geom = Im2col { c, h, w, kh, kw, pad_h, pad_w, pad_val: st.in_zp as i8 };
     for py in 0..ph {
         for px in 0..pw {
-            acc4.fill(0);
+            // Each accumulator starts at its channel's correction: the sums then wrap to
+            // exactly `conv`'s `acc + corr`.
+            for (a4, &c) in acc4.chunks_exact_mut(4).zip(&*corr) {
+                a4.copy_from_slice(&[c; 4]);
+            }
             let (cy, cx) = (2 * py, 2 * px);
             let origins = [[cy, cx], [cy, cx + 1], [cy + 1, cx], [cy + 1, cx + 1]].map(|[y, x]| [y * sh, x * sw]);
             let mut t0 = 0;
@@ -349,10 +353,11 @@ fn conv_pool4(
                 mv4(t.weight.get(t0..).ok_or(BROKEN)?, k_len, xs.get(..4 * n).ok_or(BROKEN)?, acc4);
                 t0 += n;
             }
-            for (r, &c) in corr.iter().enumerate() {
+            // The window's maximum per channel, into acc4[..oc] (entry r is written after
+            // entries 4r..4r + 4 were read, which no later channel reads).
+            for r in 0..oc {
                 let a = acc4.get(4 * r..4 * r + 4).ok_or(BROKEN)?;
-                let m = a.iter().fold(i32::MIN, |m, &v| m.max(v.wrapping_add(c)));
-                acc4[r] = m;
+                acc4[r] = a[0].max(a[1]).max(a[2]).max(a[3]);
             }
             let pooled = &mut acc4[..oc];
             (k.requantize_i32)(pooled, &rq);
@@ -596,9 +601,12 @@ fn max_into(pacc: &mut [i32], acc: &[i32], corr: &[i32]) {
 /// `o * plane`), for every `o < vals.len()` that fits `out`.
 #[inline(never)]
 fn scatter(out: &mut [i8], cell: usize, plane: usize, vals: &[i32]) {
-    let Some(dst) = out.get_mut(cell..) else { return };
-    for (d, &v) in dst.iter_mut().step_by(plane.max(1)).zip(vals) {
+    // An index walk (a `step_by` iterator cost twice the instructions on a Cortex-M).
+    let mut at = cell;
+    for &v in vals {
+        let Some(d) = out.get_mut(at) else { return };
         *d = v as i8;
+        at = at.wrapping_add(plane);
     }
 }
 
@@ -774,84 +782,84 @@ impl Im2col {
         }
     }
 
-    /// [`Im2col::gather_run`] for the 4 pixels at `origins` into `dst[p * n..][..n]`, when every
-    /// one of their receptive fields lies inside the input (else `false`, nothing written): then
-    /// a kernel row lies at the same offset from each pixel's corner, so one walk serves all 4,
-    /// and each row moves as one 8-byte copy per pixel (but a run's last, whose extra bytes
-    /// would land in the next pixel's run). `dst` needs [`POOL4_SLACK`] bytes after the 4 runs.
+    /// Taps `t0..t0 + n` of the patch at `origin` (as [`Im2col::gather`]) into `dst[..n]`,
+    /// every cell checked against the input bounds (padding reads `pad_val`): what
+    /// [`Im2col::gather_run4`] leaves to it.
+    #[inline(never)]
+    fn gather_run(&self, x: &[i8], [oy, ox]: [usize; 2], t0: usize, n: usize, dst: &mut [i8]) {
+        let Im2col { h, w, kh, kw, pad_h, pad_w, pad_val, .. } = *self;
+        if kw == 0 || kh == 0 {
+            return;
+        }
+        let (mut ic, r) = (t0 / (kh * kw), t0 % (kh * kw));
+        let (mut ky, mut kx) = (r / kw, r % kw);
+        let mut d = 0;
+        while d < n {
+            let len = (kw - kx).min(n - d);
+            let (iy, ix) = ((oy + ky).wrapping_sub(pad_h), (ox + kx).wrapping_sub(pad_w));
+            let src = (ic * h + iy).wrapping_mul(w).wrapping_add(ix);
+            for (j, v) in dst.iter_mut().skip(d).take(len).enumerate() {
+                let ix = ix.wrapping_add(j);
+                *v = if iy < h && ix < w { x.get(src.wrapping_add(j)).copied().unwrap_or(pad_val) } else { pad_val };
+            }
+            d += len;
+            kx = 0;
+            ky += 1;
+            if ky == kh {
+                (ky, ic) = (0, ic + 1);
+            }
+        }
+    }
+
+    /// [`Im2col::gather_run`] for the 4 pixels at `origins` into `dst[p * n..][..n]`, in pixel
+    /// order, when their receptive fields lie inside the input (else `false`, nothing useful
+    /// written): the first kernel row, the rest of its channel's rows, then whole channels
+    /// through [`copy_rows8`] (kh rows unrolled), each row as one 8-byte copy whose extra bytes
+    /// land where the next row goes, in the next pixel's run (written after) or in the
+    /// [`POOL4_SLACK`] bytes `dst` holds past the 4 runs. The tap arithmetic is done once for all.
     fn gather_run4(&self, x: &[i8], origins: [[usize; 2]; 4], t0: usize, n: usize, dst: &mut [i8]) -> bool {
         let Im2col { h, w, kh, kw, pad_h, pad_w, .. } = *self;
         let inside = |[oy, ox]: [usize; 2]| oy >= pad_h && ox >= pad_w && oy + kh <= h + pad_h && ox + kw <= w + pad_w;
         if kw == 0 || kw > 8 || kh == 0 || dst.len() < 4 * n + POOL4_SLACK || !origins.iter().all(|&o| inside(o)) {
             return false;
         }
-        let base = origins.map(|[oy, ox]| (oy - pad_h) * w + (ox - pad_w));
-        let far = base.iter().fold(0, |m, &b| m.max(b)) + 8;
-        let area = kh * kw;
-        let (mut ic, r) = (t0 / area, t0 % area);
-        let (mut ky, mut kx) = (r / kw, r % kw);
-        let mut d = 0;
-        while d < n {
-            let len = (kw - kx).min(n - d);
-            let off = (ic * h + ky) * w + kx;
-            if d + 8 <= n && off + far <= x.len() {
-                for (p, &b) in base.iter().enumerate() {
-                    // SAFETY: reads x[b + off..][..8] (b + off + 8 <= off + far <= x.len()) and
-                    // writes dst[p * n + d..][..8] (p < 4, d + 8 <= n: inside the 4 runs).
-                    unsafe {
-                        let v = x.as_ptr().add(b + off).cast::<u64>().read_unaligned();
-                        dst.as_mut_ptr().add(p * n + d).cast::<u64>().write_unaligned(v);
-                    }
+        let plane = h * w;
+        let (ic, r) = (t0 / (kh * kw), t0 % (kh * kw));
+        let (ky, kx) = (r / kw, r % kw);
+        let first = kw - kx;
+        // Rows after the first: `head` more of channel ic, then `tail` from channel ic + 1's row 0.
+        let rows = if n > first { (n - first).div_ceil(kw) } else { 0 };
+        let head = (kh - 1 - ky).min(rows);
+        let tail = rows - head;
+        // Each pixel's corner in `x`; the furthest read is row ky + rows of the furthest pixel.
+        let corner = origins.map(|[oy, ox]| ic * plane + (oy - pad_h) * w + (ox - pad_w));
+        let last = ky + rows;
+        let far = corner.iter().fold(0, |m, &c| m.max(c)) + (last / kh) * plane + (last % kh) * w + 8;
+        if far > x.len() {
+            return false;
+        }
+        for (p, &c) in corner.iter().enumerate() {
+            // SAFETY: every read is 8 bytes from the start of a row q in ky..=last (plus kx for
+            // the first, kx + 8 <= kw... at most the row's start + kw <= + 8), and rows grow with q,
+            // so all end by `far` <= x.len(); writes start before p * n + n and end by
+            // p * n + n + 8 <= 4 * n + POOL4_SLACK <= dst.len(); `x` and `dst` are distinct.
+            unsafe {
+                let row = x.as_ptr().add(c + ky * w);
+                let mut d = dst.as_mut_ptr().add(p * n);
+                d.cast::<u64>().write_unaligned(row.add(kx).cast::<u64>().read_unaligned());
+                d = d.add(first);
+                let mut s = row;
+                for _ in 0..head {
+                    s = s.add(w);
+                    d.cast::<u64>().write_unaligned(s.cast::<u64>().read_unaligned());
+                    d = d.add(kw);
                 }
-            } else {
-                for (p, &b) in base.iter().enumerate() {
-                    for j in 0..len {
-                        if let (Some(&v), Some(o)) = (x.get(b + off + j), dst.get_mut(p * n + d + j)) {
-                            *o = v;
-                        }
-                    }
+                if tail > 0 {
+                    copy_rows8(x.as_ptr().add(c + plane), w, plane, kh, d, kw, tail);
                 }
-            }
-            d += len;
-            kx = 0;
-            ky += 1;
-            if ky == kh {
-                (ky, ic) = (0, ic + 1);
             }
         }
         true
-    }
-
-    /// Taps `t0..t0 + n` of the patch at `origin` (as [`Im2col::gather`]) into `dst[..n]`,
-    /// kernel row by kernel row; rows inside the input move as one 8-byte copy where both sides
-    /// have room (the extra bytes land where the next row goes, or in `dst`'s slack).
-    fn gather_run(&self, x: &[i8], [oy, ox]: [usize; 2], t0: usize, n: usize, dst: &mut [i8]) {
-        let Im2col { h, w, kh, kw, pad_h, pad_w, pad_val, .. } = *self;
-        let area = (kh * kw).max(1);
-        let (mut ic, r) = (t0 / area, t0 % area);
-        let (mut ky, mut kx) = (r / kw.max(1), r % kw.max(1));
-        let mut d = 0;
-        while d < n && kw > 0 {
-            let len = (kw - kx).min(n - d);
-            let (iy, ix) = ((oy + ky).wrapping_sub(pad_h), (ox + kx).wrapping_sub(pad_w));
-            let src = (ic * h + iy).wrapping_mul(w).wrapping_add(ix);
-            let inside = iy < h && ix < w && ix + len <= w;
-            match (x.get(src..src.wrapping_add(8)), dst.get_mut(d..d + 8)) {
-                (Some(s), Some(dd)) if inside && len <= 8 => dd.copy_from_slice(s),
-                _ => {
-                    for (j, v) in dst.iter_mut().skip(d).take(len).enumerate() {
-                        let ix = ix.wrapping_add(j);
-                        *v = if iy < h && ix < w { x.get(src.wrapping_add(j)).copied().unwrap_or(pad_val) } else { pad_val };
-                    }
-                }
-            }
-            d += len;
-            kx = 0;
-            ky += 1;
-            if ky == kh {
-                (ky, ic) = (0, ic + 1);
-            }
-        }
     }
 
     /// The general case: every cell checked against the input bounds.

@@ -233,7 +233,7 @@ macro_rules! dot1x4_word {
 }
 
 /// The 4-pixel loop of `matvec4`: for every row `r < rows`, `out[4r..4r + 4] +=` the row's
-/// first `16 * blocks` bytes dotted with each of 4 pixels' extended `x` (`xx`: per word of `x`,
+/// first `32 * blocks` bytes dotted with each of 4 pixels' extended `x` (`xx`: per word of `x`,
 /// 8 words: pixel 0's `SXTB16` and `SXTB16 ROR #8` of it, then pixel 1's, 2's, 3's). Row `r`
 /// starts at `w + r * k`. Each weight word is loaded and extended once for the 4 pixels (a 2x2
 /// pool window), where [`dot4x16`] extends it once per pixel. 4 accumulators, 2 pointers, the
@@ -241,12 +241,12 @@ macro_rules! dot1x4_word {
 ///
 /// # Safety
 /// `blocks >= 1`, `rows >= 1`; `out` valid for reading and writing `4 * rows` aligned i32s;
-/// each of the `rows` rows valid for reading `16 * blocks` bytes; `xx` valid for reading
-/// `32 * blocks` aligned u32s.
+/// each of the `rows` rows valid for reading `32 * blocks` bytes; `xx` valid for reading
+/// `64 * blocks` aligned u32s.
 #[cfg(target_arch = "arm")]
 #[inline(always)]
 pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, xx: *const u32, blocks: usize) {
-    // SAFETY: reads xx[..32 * blocks] (aligned, as `LDRD` needs), the rows' first 16 * blocks
+    // SAFETY: reads xx[..64 * blocks] (aligned, as `LDRD` needs), the rows' first 32 * blocks
     // bytes (`LDR` allows unaligned words on ARMv7-M) and out[..4 * rows], writes
     // out[..4 * rows] (aligned i32s): all guaranteed by the caller. Registers only otherwise,
     // and 16 bytes it reserves below SP (restored before the end). DSP instructions: see
@@ -254,7 +254,7 @@ pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, 
     unsafe {
         asm!(
             // Stack: [0] this row's out, [4] end of out, [8] start of xx.
-            "add {xend}, {x}, {xend}, lsl #7",
+            "add {xend}, {x}, {xend}, lsl #8",
             "sub sp, sp, #16",
             "str {a0}, [sp]",
             "str {a1}, [sp, #4]",
@@ -264,6 +264,10 @@ pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, 
             "ldrd {a0}, {a1}, [{t}]",
             "ldrd {a2}, {a3}, [{t}, #8]",
             "2:",
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
             dot1x4_word!(),
             dot1x4_word!(),
             dot1x4_word!(),
@@ -288,7 +292,7 @@ pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, 
             w = inout(reg) w => _,
             x = inout(reg) xx => _,
             xend = inout(reg) blocks => _,
-            step = in(reg) k.wrapping_sub(16 * blocks),
+            step = in(reg) k.wrapping_sub(32 * blocks),
             xe = out(reg) _,
             xo = out(reg) _,
             t = out(reg) _,
@@ -304,7 +308,7 @@ pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, 
 #[cfg(not(target_arch = "arm"))]
 pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, xx: *const u32, blocks: usize) {
     for r in 0..rows {
-        for q in 0..4 * blocks {
+        for q in 0..8 * blocks {
             // SAFETY: the caller guarantees these words and outputs.
             unsafe {
                 let wv = w.add(r * k + 4 * q).cast::<u32>().read_unaligned();

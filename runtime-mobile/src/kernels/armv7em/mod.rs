@@ -148,33 +148,42 @@ fn matvec4(w: &[i8], k: usize, xs: &[i8], out: &mut [i32]) {
             }
         }
     }
-    let mut xx = [0u32; 8 * X4_QUADS];
+    // Not zeroed (that cost ~200 instructions a call): only the words written below are read.
+    let mut xx = core::mem::MaybeUninit::<[u32; 8 * X4_QUADS]>::uninit();
+    let xxp = xx.as_mut_ptr().cast::<u32>();
     let mut q0 = 0;
     while q0 < quads {
         let nq = (quads - q0).min(X4_QUADS);
-        for (i, ext) in xx.chunks_exact_mut(8).take(nq).enumerate() {
-            for (p, pair) in ext.chunks_exact_mut(2).enumerate() {
-                // SAFETY: word q0 + i < quads of pixel p's n bytes (p < 4, xs holds 4n).
-                let xw = unsafe { word(xs.as_ptr().add(p * n + 4 * (q0 + i))) };
-                pair[0] = sxtb16(xw);
-                pair[1] = sxtb16_ror8(xw);
+        for i in 0..nq {
+            for p in 0..4 {
+                // SAFETY: word q0 + i < quads of pixel p's n bytes (p < 4, xs holds 4n); xx
+                // holds 8 * X4_QUADS > 8 * i + 2 * p + 1 words.
+                unsafe {
+                    let xw = word(xs.as_ptr().add(p * n + 4 * (q0 + i)));
+                    xxp.add(8 * i + 2 * p).write(sxtb16(xw));
+                    xxp.add(8 * i + 2 * p + 1).write(sxtb16_ror8(xw));
+                }
             }
         }
-        let blocks = nq / 4;
+        let blocks = nq / 8;
         if blocks > 0 {
             // SAFETY: `out` holds 4 * rows i32s (rows >= 1: n <= k and `fits`); row r's words
-            // q0..q0 + 4 * blocks lie inside its first n bytes, inside `w` (`fits`); `xx`
-            // holds 32 * blocks <= 8 * nq words.
-            unsafe { insn::dot1x4(out.as_mut_ptr(), rows, w.as_ptr().add(4 * q0), k, xx.as_ptr(), blocks) };
+            // q0..q0 + 8 * blocks lie inside its first n bytes, inside `w` (`fits`); `xx`
+            // holds 64 * blocks <= 8 * nq words.
+            // Reads only the first 8 * nq words of xx, written above.
+            unsafe { insn::dot1x4(out.as_mut_ptr(), rows, w.as_ptr().add(4 * q0), k, xxp, blocks) };
         }
-        let done = 4 * blocks;
+        let done = 8 * blocks;
         if done < nq {
             for (r, o4) in out.chunks_exact_mut(4).enumerate() {
                 for (p, o) in o4.iter_mut().enumerate() {
                     for q in done..nq {
                         // SAFETY: word q0 + q < quads of row r (inside `w`: `fits`).
-                        let wv = unsafe { word(w.as_ptr().add(r * k + 4 * (q0 + q))) };
-                        *o = dot_word(*o, xx[8 * q + 2 * p], xx[8 * q + 2 * p + 1], wv);
+                        // xx's words 8q + 2p and 8q + 2p + 1 were written above (q < nq).
+                        let (wv, xe, xo) = unsafe {
+                            (word(w.as_ptr().add(r * k + 4 * (q0 + q))), xxp.add(8 * q + 2 * p).read(), xxp.add(8 * q + 2 * p + 1).read())
+                        };
+                        *o = dot_word(*o, xe, xo, wv);
                     }
                 }
             }
@@ -237,7 +246,15 @@ fn row_sums_i8(w: &[i8], k_len: usize, out: &mut [i32]) {
     for (o, row) in out.iter_mut().zip(w.chunks_exact(k_len)) {
         let mut s = 0u32;
         let mut p = row.as_ptr();
-        for _ in 0..quads {
+        // 4 words per step (fewer loop instructions), then the rest one by one.
+        for _ in 0..quads / 4 {
+            // SAFETY: words q..q + 4 of `row` (q + 4 <= k_len / 4).
+            let v = unsafe { [word(p), word(p.add(4)), word(p.add(8)), word(p.add(12))] };
+            s = v.iter().fold(s, |s, &v| usada8(v ^ 0x8080_8080, 0, s));
+            // SAFETY: at most one past the last word read.
+            p = unsafe { p.add(16) };
+        }
+        for _ in 0..quads % 4 {
             // SAFETY: the q-th word of `row` (q < k_len / 4).
             s = usada8(unsafe { word(p) } ^ 0x8080_8080, 0, s);
             // SAFETY: at most one past the last word read.
@@ -263,9 +280,11 @@ fn requantize_i32(acc: &mut [i32], q: &Requant<'_>) {
         }
         return;
     };
-    // Lengths checked once: no bounds checks per channel.
-    for ((a, m), s) in acc.iter_mut().zip(m.chunks_exact(4)).zip(s.chunks_exact(4)) {
-        let (m, s) = (i32::from_le_bytes([m[0], m[1], m[2], m[3]]), i32::from_le_bytes([s[0], s[1], s[2], s[3]]));
+    // Lengths checked once: no bounds checks per channel; each parameter one unaligned `LDR`.
+    let (m, s) = (m.as_ptr().cast::<i8>(), s.as_ptr().cast::<i8>());
+    for (o, a) in acc.iter_mut().enumerate() {
+        // SAFETY: word o < n of `m` and of `s` (4 * n bytes each, checked above).
+        let (m, s) = unsafe { (word(m.add(4 * o)) as i32, word(s.add(4 * o)) as i32) };
         *a = requantize_one(*a, m, s, q.zp_out, q.lo);
     }
 }
