@@ -274,27 +274,34 @@ const POOL4_RUN: usize = 64;
 /// overwrite.
 const POOL4_SLACK: usize = 8;
 
-/// [`conv_pool4`]'s scratch for runs of `run` taps: the 4 pixels' runs (and the slack), then
-/// 4 accumulators and the zero-point correction per output channel.
-fn pool4_region(run: usize, oc: usize) -> Option<Region> {
-    let bytes = run.checked_mul(4)?.checked_add(POOL4_SLACK)?;
+/// [`conv_pool4`]'s scratch for runs of `run` taps: the weights padded to `run` taps per row
+/// when the patch is shorter than [`POOL4_RUN`] (`oc * run` bytes; else none), the 4 pixels'
+/// runs (and the slack), then 4 accumulators and the zero-point correction per output channel.
+fn pool4_region(run: usize, oc: usize, padded: bool) -> Option<Region> {
+    let weights = if padded { oc.checked_mul(run)? } else { 0 };
+    let bytes = run.checked_mul(4)?.checked_add(POOL4_SLACK)?.checked_add(weights)?;
     Some(Region { bytes: u32::try_from(bytes).ok()?, ints: u32::try_from(oc.checked_mul(5)?).ok()? })
 }
 
 /// Taps per run when a conv stage takes [`conv_pool4`]: the table has `matvec4_i8`, the stage
-/// fuses a 2x2 max pool of stride 2 whose windows all lie inside the conv output, the reference
-/// path would not take `matvec_pairs_i16` (short patches in the full layout), and the stage's
-/// scratch (`room` bytes, the same arena as the reference path's) holds runs of at least 16.
+/// fuses a 2x2 max pool of stride 2 whose windows all lie inside the conv output, and the
+/// stage's scratch (`room` bytes, the same arena as the reference path's) holds runs of at
+/// least 16 taps; patches shorter than [`POOL4_RUN`] need room for their weights padded with
+/// zeros to a multiple of 32 taps (the MNIST conv1: 25 to 32), which keeps the kernel in its
+/// unrolled loop instead of tails.
 fn pool4_run(spec: &LayerSpec, st: &Stage, path: Path, (pool, avg): (&Pool, bool), room: usize) -> Option<usize> {
     let Op::Conv2d { in_channels: c, kernel: [kh, kw], .. } = spec.op else { return None };
     let (Shape::Chw(_, ch, cw), Shape::Chw(oc, ph, pw)) = (spec.output_shape, st.out_shape) else { return None };
     let k_len = c.checked_mul(kh)?.checked_mul(kw)?;
     let window = !avg && pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0];
-    let pairs = k_len < PAIRS_MAX_K && path == Path::Full;
-    if !window || pairs || path == Path::Packed || 2 * ph > ch || 2 * pw > cw {
+    if !window || path == Path::Packed || 2 * ph > ch || 2 * pw > cw || k_len == 0 {
         return None;
     }
-    let fixed = pool4_region(0, oc)?.size(1).ok()?;
+    if k_len < POOL4_RUN {
+        let run = k_len.next_multiple_of(32);
+        return (pool4_region(run, oc, true)?.size(1).ok()? <= room).then_some(run);
+    }
+    let fixed = pool4_region(0, oc, false)?.size(1).ok()?;
     let run = (room.checked_sub(fixed)? / 4).min(POOL4_RUN).min(k_len);
     let run = if run < k_len { run & !15 } else { run };
     (run >= 16.min(k_len) && run > 0).then_some(run)
@@ -324,11 +331,20 @@ fn conv_pool4(
         return Err(BROKEN);
     };
     let k_len = c * kh * kw;
-    let (xs, ints) = pool4_region(run, oc).and_then(|r| r.carve(scratch, 1)).ok_or(BROKEN)?;
-    if t.weight.len() != oc * k_len || out.len() != oc * ph * pw || run == 0 {
+    let padded = k_len < POOL4_RUN;
+    let (bytes, ints) = pool4_region(run, oc, padded).and_then(|r| r.carve(scratch, 1)).ok_or(BROKEN)?;
+    if t.weight.len() != oc * k_len || out.len() != oc * ph * pw || run == 0 || (padded && run < k_len) {
         return Err(BROKEN);
     }
-    let xs = as_i8_mut(xs);
+    let (wpad, xs) = bytes.split_at_mut(if padded { oc * run } else { 0 });
+    let (wpad, xs) = (as_i8_mut(wpad), as_i8_mut(xs));
+    // Padded rows: `run` taps each, zeros after the layer's; the runs get zeros there too.
+    for (dst, src) in wpad.chunks_exact_mut(run).zip(t.weight.chunks_exact(k_len)) {
+        let (head, zeros) = dst.split_at_mut(k_len);
+        head.copy_from_slice(src);
+        zeros.fill(0);
+    }
+    let (weights, stride) = if padded { (&*wpad, run) } else { (t.weight, k_len) };
     let (acc4, corr) = ints.split_at_mut(4 * oc);
     fold_zero_point(k, t, k_len, st.in_zp, corr);
     let rq = requant_params(t, st, relu);
@@ -344,20 +360,26 @@ fn conv_pool4(
             let origins = [[cy, cx], [cy, cx + 1], [cy + 1, cx], [cy + 1, cx + 1]].map(|[y, x]| [y * sh, x * sw]);
             let mut t0 = 0;
             while t0 < k_len {
-                let n = run.min(k_len - t0);
-                if !geom.gather_run4(x, origins, t0, n, xs) {
+                // `taps` gathered per pixel, in runs of `n` (the padded length, or `taps`).
+                let taps = run.min(k_len - t0);
+                let n = if padded { run } else { taps };
+                if !geom.gather_run4(x, origins, t0, taps, n, xs) {
                     for (p, &o) in origins.iter().enumerate() {
-                        geom.gather_run(x, o, t0, n, xs.get_mut(p * n..).ok_or(BROKEN)?);
+                        geom.gather_run(x, o, t0, taps, xs.get_mut(p * n..).ok_or(BROKEN)?);
                     }
                 }
-                mv4(t.weight.get(t0..).ok_or(BROKEN)?, k_len, xs.get(..4 * n).ok_or(BROKEN)?, acc4);
-                t0 += n;
+                // Padded runs keep whatever their last `n - taps` bytes hold: those taps meet zero
+                // weights.
+                mv4(weights.get(t0..).ok_or(BROKEN)?, stride, xs.get(..4 * n).ok_or(BROKEN)?, acc4);
+                t0 += taps;
             }
             // The window's maximum per channel, into acc4[..oc] (entry r is written after
             // entries 4r..4r + 4 were read, which no later channel reads).
+            let p = acc4.as_mut_ptr();
             for r in 0..oc {
-                let a = acc4.get(4 * r..4 * r + 4).ok_or(BROKEN)?;
-                acc4[r] = a[0].max(a[1]).max(a[2]).max(a[3]);
+                // SAFETY: 4r + 3 < 4 * oc = acc4.len() (split above) and r <= 4r; a raw walk
+                // since the slice form kept three bounds checks per channel.
+                unsafe { *p.add(r) = (*p.add(4 * r)).max(*p.add(4 * r + 1)).max(*p.add(4 * r + 2)).max(*p.add(4 * r + 3)) };
             }
             let pooled = &mut acc4[..oc];
             (k.requantize_i32)(pooled, &rq);
@@ -811,16 +833,22 @@ impl Im2col {
         }
     }
 
-    /// [`Im2col::gather_run`] for the 4 pixels at `origins` into `dst[p * n..][..n]`, in pixel
+    /// [`Im2col::gather_run`] for the 4 pixels at `origins` into `dst[p * stride..][..n]`, in pixel
     /// order, when their receptive fields lie inside the input (else `false`, nothing useful
     /// written): the first kernel row, the rest of its channel's rows, then whole channels
     /// through [`copy_rows8`] (kh rows unrolled), each row as one 8-byte copy whose extra bytes
     /// land where the next row goes, in the next pixel's run (written after) or in the
     /// [`POOL4_SLACK`] bytes `dst` holds past the 4 runs. The tap arithmetic is done once for all.
-    fn gather_run4(&self, x: &[i8], origins: [[usize; 2]; 4], t0: usize, n: usize, dst: &mut [i8]) -> bool {
+    fn gather_run4(&self, x: &[i8], origins: [[usize; 2]; 4], t0: usize, n: usize, stride: usize, dst: &mut [i8]) -> bool {
         let Im2col { h, w, kh, kw, pad_h, pad_w, .. } = *self;
         let inside = |[oy, ox]: [usize; 2]| oy >= pad_h && ox >= pad_w && oy + kh <= h + pad_h && ox + kw <= w + pad_w;
-        if kw == 0 || kw > 8 || kh == 0 || dst.len() < 4 * n + POOL4_SLACK || !origins.iter().all(|&o| inside(o)) {
+        if kw == 0
+            || kw > 8
+            || kh == 0
+            || n > stride
+            || dst.len() < 4 * stride + POOL4_SLACK
+            || !origins.iter().all(|&o| inside(o))
+        {
             return false;
         }
         let plane = h * w;
@@ -841,11 +869,11 @@ impl Im2col {
         for (p, &c) in corner.iter().enumerate() {
             // SAFETY: every read is 8 bytes from the start of a row q in ky..=last (plus kx for
             // the first, kx + 8 <= kw... at most the row's start + kw <= + 8), and rows grow with q,
-            // so all end by `far` <= x.len(); writes start before p * n + n and end by
-            // p * n + n + 8 <= 4 * n + POOL4_SLACK <= dst.len(); `x` and `dst` are distinct.
+            // so all end by `far` <= x.len(); writes start before p * stride + n and end by
+            // p * stride + n + 8 <= 4 * stride + POOL4_SLACK <= dst.len(); distinct borrows.
             unsafe {
                 let row = x.as_ptr().add(c + ky * w);
-                let mut d = dst.as_mut_ptr().add(p * n);
+                let mut d = dst.as_mut_ptr().add(p * stride);
                 d.cast::<u64>().write_unaligned(row.add(kx).cast::<u64>().read_unaligned());
                 d = d.add(first);
                 let mut s = row;

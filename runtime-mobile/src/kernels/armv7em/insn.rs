@@ -237,7 +237,8 @@ macro_rules! dot1x4_word {
 /// 8 words: pixel 0's `SXTB16` and `SXTB16 ROR #8` of it, then pixel 1's, 2's, 3's). Row `r`
 /// starts at `w + r * k`. Each weight word is loaded and extended once for the 4 pixels (a 2x2
 /// pool window), where [`dot4x16`] extends it once per pixel. 4 accumulators, 2 pointers, the
-/// end of `xx`, the row step and 4 temporaries: the 12 registers `asm!` may use.
+/// end of `xx`, the output pointer and 4 temporaries: the 12 registers `asm!` may use (the row
+/// step, `xx`'s start and the end of `out` on the stack, read once per row).
 ///
 /// # Safety
 /// `blocks >= 1`, `rows >= 1`; `out` valid for reading and writing `4 * rows` aligned i32s;
@@ -253,16 +254,16 @@ pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, 
     // `smlad`.
     unsafe {
         asm!(
-            // Stack: [0] this row's out, [4] end of out, [8] start of xx.
+            // Stack: [0] end of out, [4] start of xx, [8] from a row's last word read to the
+            // next row's first.
             "add {xend}, {x}, {xend}, lsl #8",
             "sub sp, sp, #16",
-            "str {a0}, [sp]",
-            "str {a1}, [sp, #4]",
-            "str {x}, [sp, #8]",
+            "str {a1}, [sp]",
+            "str {x}, [sp, #4]",
+            "str {a2}, [sp, #8]",
             "3:",
-            "ldr {t}, [sp]",
-            "ldrd {a0}, {a1}, [{t}]",
-            "ldrd {a2}, {a3}, [{t}, #8]",
+            "ldrd {a0}, {a1}, [{o}]",
+            "ldrd {a2}, {a3}, [{o}, #8]",
             "2:",
             dot1x4_word!(),
             dot1x4_word!(),
@@ -274,25 +275,23 @@ pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, 
             dot1x4_word!(),
             "cmp {x}, {xend}",
             "bne 2b",
+            "strd {a0}, {a1}, [{o}], #8",
+            "strd {a2}, {a3}, [{o}], #8",
+            "ldr {t}, [sp, #8]",
+            "add {w}, {w}, {t}",
+            "ldr {x}, [sp, #4]",
             "ldr {t}, [sp]",
-            "strd {a0}, {a1}, [{t}]",
-            "strd {a2}, {a3}, [{t}, #8]",
-            "add {t}, {t}, #16",
-            "str {t}, [sp]",
-            "add {w}, {w}, {step}",
-            "ldr {x}, [sp, #8]",
-            "ldr {u}, [sp, #4]",
-            "cmp {t}, {u}",
+            "cmp {o}, {t}",
             "bne 3b",
             "add sp, sp, #16",
-            a0 = inout(reg) out => _,
+            o = inout(reg) out => _,
+            a0 = out(reg) _,
             a1 = inout(reg) out.wrapping_add(4 * rows) => _,
-            a2 = out(reg) _,
+            a2 = inout(reg) k.wrapping_sub(32 * blocks) => _,
             a3 = out(reg) _,
             w = inout(reg) w => _,
             x = inout(reg) xx => _,
             xend = inout(reg) blocks => _,
-            step = in(reg) k.wrapping_sub(32 * blocks),
             xe = out(reg) _,
             xo = out(reg) _,
             t = out(reg) _,

@@ -181,7 +181,11 @@ fn matvec4(w: &[i8], k: usize, xs: &[i8], out: &mut [i32]) {
                         // SAFETY: word q0 + q < quads of row r (inside `w`: `fits`).
                         // xx's words 8q + 2p and 8q + 2p + 1 were written above (q < nq).
                         let (wv, xe, xo) = unsafe {
-                            (word(w.as_ptr().add(r * k + 4 * (q0 + q))), xxp.add(8 * q + 2 * p).read(), xxp.add(8 * q + 2 * p + 1).read())
+                            (
+                                word(w.as_ptr().add(r * k + 4 * (q0 + q))),
+                                xxp.add(8 * q + 2 * p).read(),
+                                xxp.add(8 * q + 2 * p + 1).read(),
+                            )
                         };
                         *o = dot_word(*o, xe, xo, wv);
                     }
