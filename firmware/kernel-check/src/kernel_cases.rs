@@ -67,8 +67,13 @@ pub struct Buffers {
 }
 
 impl Buffers {
-    pub const ZERO: Buffers =
-        Buffers { w: [0; MAX_ROWS * MAX_K], x: [0; MAX_K], wt: [0; MAX_ROWS * MAX_K / 4], xp: [0; MAX_K / 4], xs: [0; 4 * MAX_K] };
+    pub const ZERO: Buffers = Buffers {
+        w: [0; MAX_ROWS * MAX_K],
+        x: [0; MAX_K],
+        wt: [0; MAX_ROWS * MAX_K / 4],
+        xp: [0; MAX_K / 4],
+        xs: [0; 4 * MAX_K],
+    };
 }
 
 pub fn run(dsp: &Kernels, bufs: &mut Buffers) -> Tally {
