@@ -8,7 +8,9 @@ use crate::bytes::{as_i8_mut, le_i32};
 use crate::error::Error;
 use crate::format::{LayerSpec, MAX_LAYERS, Op, Pool, Shape};
 use crate::kernels::{Kernels, Patches, Requant};
-use crate::plan::{Loc, PACKED_PATCHES, PAIRS_MAX_K, Path, Plan, Region, Stage, StageOp, packed_dims, pairs_ints, pool_of};
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+use crate::plan::Region;
+use crate::plan::{Loc, PACKED_PATCHES, PAIRS_MAX_K, Path, Plan, Stage, StageOp, packed_dims, pairs_ints, pool_of};
 
 /// One conv2d/dense layer's tensors, borrowed from the file bytes.
 #[derive(Debug, Clone, Copy)]
@@ -104,6 +106,7 @@ fn run_stage(
     if Some(x.len()) != st.in_shape.len() || Some(out.len()) != st.out_shape.len() {
         return Err(BROKEN);
     }
+    #[cfg(any(feature = "dsp", not(target_arch = "arm")))]
     if let StageOp::Conv { layer, relu, pool } = st.op
         && let (Some(mv4), Some(spec), Some(t)) = (k.matvec4_i8, layers.get(layer), tensors.get(layer))
         && let Some(run) = pool4_run(spec, st, path, pool_of(layers, pool.map(usize::from))?, scratch.len())
@@ -267,13 +270,19 @@ fn conv(
     Ok(())
 }
 
+// The 4-pixel conv path exists where a table may provide `matvec4_i8` (the ARMv7E-M DSP table,
+// and host builds, whose tests run it on instruction models): the M0 and thumbv7em builds
+// without `dsp` leave its code out of flash.
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
 /// Most taps per pixel [`conv_pool4`] gathers at a time (the armv7em kernel extends 64 per call).
 const POOL4_RUN: usize = 64;
 
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
 /// Bytes after [`conv_pool4`]'s 4 runs that the 8-byte copies of [`Im2col::gather_run`] may
 /// overwrite.
 const POOL4_SLACK: usize = 8;
 
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
 /// [`conv_pool4`]'s scratch for runs of `run` taps: the weights padded to `run` taps per row
 /// when the patch is shorter than [`POOL4_RUN`] (`oc * run` bytes; else none), the 4 pixels'
 /// runs (and the slack), then 4 accumulators and the zero-point correction per output channel.
@@ -283,6 +292,7 @@ fn pool4_region(run: usize, oc: usize, padded: bool) -> Option<Region> {
     Some(Region { bytes: u32::try_from(bytes).ok()?, ints: u32::try_from(oc.checked_mul(5)?).ok()? })
 }
 
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
 /// Taps per run when a conv stage takes [`conv_pool4`]: the table has `matvec4_i8`, the stage
 /// fuses a 2x2 max pool of stride 2 whose windows all lie inside the conv output, and the
 /// stage's scratch (`room` bytes, the same arena as the reference path's) holds runs of at
@@ -307,13 +317,14 @@ fn pool4_run(spec: &LayerSpec, st: &Stage, path: Path, (pool, avg): (&Pool, bool
     (run >= 16.min(k_len) && run > 0).then_some(run)
 }
 
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
 /// [`conv`] for a stage [`pool4_run`] accepts: the 4 conv outputs of each 2x2 pool window
 /// through one `matvec4_i8` per run of taps (each weight serves the 4 pixels), their maximum
 /// plus the zero-point correction requantized once, as [`conv`] does. The patches are gathered
 /// run by run, so the scratch stays within the reference path's.
 #[allow(clippy::too_many_arguments)]
 fn conv_pool4(
-    mv4: fn(&[i8], usize, &[i8], &mut [i32]),
+    mv4: crate::kernels::Matvec4,
     k: &Kernels,
     spec: &LayerSpec,
     t: &LayerTensors<'_>,
@@ -804,6 +815,7 @@ impl Im2col {
         }
     }
 
+    #[cfg(any(feature = "dsp", not(target_arch = "arm")))]
     /// Taps `t0..t0 + n` of the patch at `origin` (as [`Im2col::gather`]) into `dst[..n]`,
     /// every cell checked against the input bounds (padding reads `pad_val`): what
     /// [`Im2col::gather_run4`] leaves to it.
@@ -833,6 +845,7 @@ impl Im2col {
         }
     }
 
+    #[cfg(any(feature = "dsp", not(target_arch = "arm")))]
     /// [`Im2col::gather_run`] for the 4 pixels at `origins` into `dst[p * stride..][..n]`, in pixel
     /// order, when their receptive fields lie inside the input (else `false`, nothing useful
     /// written): the first kernel row, the rest of its channel's rows, then whole channels

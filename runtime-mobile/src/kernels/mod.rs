@@ -87,7 +87,7 @@ pub struct Kernels {
     /// memory-safe if not; results are then unspecified). For tables whose matvec re-extends
     /// each weight per pixel (ARMv7E-M): 4 pixels per weight word ([`scalar::matvec4_i8`] is
     /// the reference, which no scalar table hands out: its own path is as fast).
-    pub matvec4_i8: Option<fn(w: &[i8], k: usize, xs: &[i8], out: &mut [i32])>,
+    pub matvec4_i8: Option<Matvec4>,
     /// The packed path's product, unsigned activations times signed weights, on top of a
     /// per-channel start value: for each patch `i < n = src.starts.len()` and each `o < ocp`,
     /// `out[i * ocp + o] = bias[o] + sum_t byte(i, t) * wp[((t / 4) * ocp + o) * 4 + t % 4]`
@@ -118,6 +118,9 @@ pub struct Kernels {
     /// loop and lets independent rows overlap. Same parameter contract as `requantize_i32`.
     pub requantize_rows: fn(acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>),
 }
+
+/// The signature of [`Kernels::matvec4_i8`]: `(w, k, xs, out)`.
+pub type Matvec4 = fn(w: &[i8], k: usize, xs: &[i8], out: &mut [i32]);
 
 /// One layer's requantization parameters.
 #[derive(Debug, Clone, Copy)]
