@@ -17,6 +17,12 @@ fn main() {
     for p in ["build.rs", "boards"] {
         println!("cargo:rerun-if-changed={p}");
     }
+    // thumbv7em runs runtime-mobile's DSP table (firmware-common turns it on), whose stack
+    // differs: main.rs's classification budget depends on it.
+    println!("cargo::rustc-check-cfg=cfg(dsp_kernels)");
+    if target.starts_with("thumbv7em-") {
+        println!("cargo::rustc-cfg=dsp_kernels");
+    }
 
     // The board (QEMU machine) whose memory map to link for: STACK_USAGE_BOARD, else the
     // target's default. Its runner must match (.cargo/config.toml, or scripts/ci-firmware's

@@ -8,6 +8,8 @@ use crate::bytes::{as_i8_mut, le_i32};
 use crate::error::Error;
 use crate::format::{LayerSpec, MAX_LAYERS, Op, Pool, Shape};
 use crate::kernels::{Kernels, Patches, Requant};
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+use crate::plan::Region;
 use crate::plan::{Loc, PACKED_PATCHES, PAIRS_MAX_K, Path, Plan, Stage, StageOp, packed_dims, pairs_ints, pool_of};
 
 /// One conv2d/dense layer's tensors, borrowed from the file bytes.
@@ -103,6 +105,13 @@ fn run_stage(
     let (x, scratch, out) = st.split(arena, input)?;
     if Some(x.len()) != st.in_shape.len() || Some(out.len()) != st.out_shape.len() {
         return Err(BROKEN);
+    }
+    #[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+    if let StageOp::Conv { layer, relu, pool } = st.op
+        && let (Some(mv4), Some(spec), Some(t)) = (k.matvec4_i8, layers.get(layer), tensors.get(layer))
+        && let Some(run) = pool4_run(spec, st, path, pool_of(layers, pool.map(usize::from))?, scratch.len())
+    {
+        return conv_pool4(mv4, k, spec, t, st, relu, run, x, scratch, out);
     }
     // The plan's scratch layout for this path: `bytes` then 4-aligned `ints` (empty when unused).
     let (bytes, ints) = st.scratch_for(path).carve(scratch, 1).ok_or(BROKEN)?;
@@ -256,6 +265,136 @@ fn conv(
                 (k.requantize_i32)(pacc, &rq);
             }
             scatter(out, py * pw + px, plane, pacc);
+        }
+    }
+    Ok(())
+}
+
+// The 4-pixel conv path exists where a table may provide `matvec4_i8` (the ARMv7E-M DSP table,
+// and host builds, whose tests run it on instruction models): the M0 and thumbv7em builds
+// without `dsp` leave its code out of flash.
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+/// Most taps per pixel [`conv_pool4`] gathers at a time (the armv7em kernel extends 64 per call).
+const POOL4_RUN: usize = 64;
+
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+/// Bytes after [`conv_pool4`]'s 4 runs that the 8-byte copies of [`Im2col::gather_run`] may
+/// overwrite.
+const POOL4_SLACK: usize = 8;
+
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+/// [`conv_pool4`]'s scratch for runs of `run` taps: the weights padded to `run` taps per row
+/// when the patch is shorter than [`POOL4_RUN`] (`oc * run` bytes; else none), the 4 pixels'
+/// runs (and the slack), then 4 accumulators and the zero-point correction per output channel.
+fn pool4_region(run: usize, oc: usize, padded: bool) -> Option<Region> {
+    let weights = if padded { oc.checked_mul(run)? } else { 0 };
+    let bytes = run.checked_mul(4)?.checked_add(POOL4_SLACK)?.checked_add(weights)?;
+    Some(Region { bytes: u32::try_from(bytes).ok()?, ints: u32::try_from(oc.checked_mul(5)?).ok()? })
+}
+
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+/// Taps per run when a conv stage takes [`conv_pool4`]: the table has `matvec4_i8`, the stage
+/// fuses a 2x2 max pool of stride 2 whose windows all lie inside the conv output, and the
+/// stage's scratch (`room` bytes, the same arena as the reference path's) holds runs of at
+/// least 16 taps; patches shorter than [`POOL4_RUN`] need room for their weights padded with
+/// zeros to a multiple of 32 taps (the MNIST conv1: 25 to 32), which keeps the kernel in its
+/// unrolled loop instead of tails.
+fn pool4_run(spec: &LayerSpec, st: &Stage, path: Path, (pool, avg): (&Pool, bool), room: usize) -> Option<usize> {
+    let Op::Conv2d { in_channels: c, kernel: [kh, kw], .. } = spec.op else { return None };
+    let (Shape::Chw(_, ch, cw), Shape::Chw(oc, ph, pw)) = (spec.output_shape, st.out_shape) else { return None };
+    let k_len = c.checked_mul(kh)?.checked_mul(kw)?;
+    let window = !avg && pool.kernel == [2, 2] && pool.stride == [2, 2] && pool.padding == [0, 0];
+    if !window || path == Path::Packed || 2 * ph > ch || 2 * pw > cw || k_len == 0 {
+        return None;
+    }
+    if k_len < POOL4_RUN {
+        let run = k_len.next_multiple_of(32);
+        return (pool4_region(run, oc, true)?.size(1).ok()? <= room).then_some(run);
+    }
+    let fixed = pool4_region(0, oc, false)?.size(1).ok()?;
+    let run = (room.checked_sub(fixed)? / 4).min(POOL4_RUN).min(k_len);
+    let run = if run < k_len { run & !15 } else { run };
+    (run >= 16.min(k_len) && run > 0).then_some(run)
+}
+
+#[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+/// [`conv`] for a stage [`pool4_run`] accepts: the 4 conv outputs of each 2x2 pool window
+/// through one `matvec4_i8` per run of taps (each weight serves the 4 pixels), their maximum
+/// plus the zero-point correction requantized once, as [`conv`] does. The patches are gathered
+/// run by run, so the scratch stays within the reference path's.
+#[allow(clippy::too_many_arguments)]
+fn conv_pool4(
+    mv4: crate::kernels::Matvec4,
+    k: &Kernels,
+    spec: &LayerSpec,
+    t: &LayerTensors<'_>,
+    st: &Stage,
+    relu: bool,
+    run: usize,
+    x: &[i8],
+    scratch: &mut [u8],
+    out: &mut [i8],
+) -> Result<(), Error> {
+    let Op::Conv2d { kernel: [kh, kw], stride: [sh, sw], padding: [pad_h, pad_w], .. } = spec.op else {
+        return Err(BROKEN);
+    };
+    let (Shape::Chw(c, h, w), Shape::Chw(oc, ph, pw)) = (st.in_shape, st.out_shape) else {
+        return Err(BROKEN);
+    };
+    let k_len = c * kh * kw;
+    let padded = k_len < POOL4_RUN;
+    let (bytes, ints) = pool4_region(run, oc, padded).and_then(|r| r.carve(scratch, 1)).ok_or(BROKEN)?;
+    if t.weight.len() != oc * k_len || out.len() != oc * ph * pw || run == 0 || (padded && run < k_len) {
+        return Err(BROKEN);
+    }
+    let (wpad, xs) = bytes.split_at_mut(if padded { oc * run } else { 0 });
+    let (wpad, xs) = (as_i8_mut(wpad), as_i8_mut(xs));
+    // Padded rows: `run` taps each, zeros after the layer's; the runs get zeros there too.
+    for (dst, src) in wpad.chunks_exact_mut(run).zip(t.weight.chunks_exact(k_len)) {
+        let (head, zeros) = dst.split_at_mut(k_len);
+        head.copy_from_slice(src);
+        zeros.fill(0);
+    }
+    let (weights, stride) = if padded { (&*wpad, run) } else { (t.weight, k_len) };
+    let (acc4, corr) = ints.split_at_mut(4 * oc);
+    fold_zero_point(k, t, k_len, st.in_zp, corr);
+    let rq = requant_params(t, st, relu);
+    let geom = Im2col { c, h, w, kh, kw, pad_h, pad_w, pad_val: st.in_zp as i8 };
+    for py in 0..ph {
+        for px in 0..pw {
+            // Each accumulator starts at its channel's correction: the sums then wrap to
+            // exactly `conv`'s `acc + corr`.
+            for (a4, &c) in acc4.chunks_exact_mut(4).zip(&*corr) {
+                a4.copy_from_slice(&[c; 4]);
+            }
+            let (cy, cx) = (2 * py, 2 * px);
+            let origins = [[cy, cx], [cy, cx + 1], [cy + 1, cx], [cy + 1, cx + 1]].map(|[y, x]| [y * sh, x * sw]);
+            let mut t0 = 0;
+            while t0 < k_len {
+                // `taps` gathered per pixel, in runs of `n` (the padded length, or `taps`).
+                let taps = run.min(k_len - t0);
+                let n = if padded { run } else { taps };
+                if !geom.gather_run4(x, origins, t0, taps, n, xs) {
+                    for (p, &o) in origins.iter().enumerate() {
+                        geom.gather_run(x, o, t0, taps, xs.get_mut(p * n..).ok_or(BROKEN)?);
+                    }
+                }
+                // Padded runs keep whatever their last `n - taps` bytes hold: those taps meet zero
+                // weights.
+                mv4(weights.get(t0..).ok_or(BROKEN)?, stride, xs.get(..4 * n).ok_or(BROKEN)?, acc4);
+                t0 += taps;
+            }
+            // The window's maximum per channel, into acc4[..oc] (entry r is written after
+            // entries 4r..4r + 4 were read, which no later channel reads).
+            let p = acc4.as_mut_ptr();
+            for r in 0..oc {
+                // SAFETY: 4r + 3 < 4 * oc = acc4.len() (split above) and r <= 4r; a raw walk
+                // since the slice form kept three bounds checks per channel.
+                unsafe { *p.add(r) = (*p.add(4 * r)).max(*p.add(4 * r + 1)).max(*p.add(4 * r + 2)).max(*p.add(4 * r + 3)) };
+            }
+            let pooled = &mut acc4[..oc];
+            (k.requantize_i32)(pooled, &rq);
+            scatter(out, py * pw + px, ph * pw, pooled);
         }
     }
     Ok(())
@@ -495,9 +634,12 @@ fn max_into(pacc: &mut [i32], acc: &[i32], corr: &[i32]) {
 /// `o * plane`), for every `o < vals.len()` that fits `out`.
 #[inline(never)]
 fn scatter(out: &mut [i8], cell: usize, plane: usize, vals: &[i32]) {
-    let Some(dst) = out.get_mut(cell..) else { return };
-    for (d, &v) in dst.iter_mut().step_by(plane.max(1)).zip(vals) {
+    // An index walk (a `step_by` iterator cost twice the instructions on a Cortex-M).
+    let mut at = cell;
+    for &v in vals {
+        let Some(d) = out.get_mut(at) else { return };
         *d = v as i8;
+        at = at.wrapping_add(plane);
     }
 }
 
@@ -671,6 +813,94 @@ impl Im2col {
                 d.copy_from_slice(s);
             }
         }
+    }
+
+    #[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+    /// Taps `t0..t0 + n` of the patch at `origin` (as [`Im2col::gather`]) into `dst[..n]`,
+    /// every cell checked against the input bounds (padding reads `pad_val`): what
+    /// [`Im2col::gather_run4`] leaves to it.
+    #[inline(never)]
+    fn gather_run(&self, x: &[i8], [oy, ox]: [usize; 2], t0: usize, n: usize, dst: &mut [i8]) {
+        let Im2col { h, w, kh, kw, pad_h, pad_w, pad_val, .. } = *self;
+        if kw == 0 || kh == 0 {
+            return;
+        }
+        let (mut ic, r) = (t0 / (kh * kw), t0 % (kh * kw));
+        let (mut ky, mut kx) = (r / kw, r % kw);
+        let mut d = 0;
+        while d < n {
+            let len = (kw - kx).min(n - d);
+            let (iy, ix) = ((oy + ky).wrapping_sub(pad_h), (ox + kx).wrapping_sub(pad_w));
+            let src = (ic * h + iy).wrapping_mul(w).wrapping_add(ix);
+            for (j, v) in dst.iter_mut().skip(d).take(len).enumerate() {
+                let ix = ix.wrapping_add(j);
+                *v = if iy < h && ix < w { x.get(src.wrapping_add(j)).copied().unwrap_or(pad_val) } else { pad_val };
+            }
+            d += len;
+            kx = 0;
+            ky += 1;
+            if ky == kh {
+                (ky, ic) = (0, ic + 1);
+            }
+        }
+    }
+
+    #[cfg(any(feature = "dsp", not(target_arch = "arm")))]
+    /// [`Im2col::gather_run`] for the 4 pixels at `origins` into `dst[p * stride..][..n]`, in pixel
+    /// order, when their receptive fields lie inside the input (else `false`, nothing useful
+    /// written): the first kernel row, the rest of its channel's rows, then whole channels
+    /// through [`copy_rows8`] (kh rows unrolled), each row as one 8-byte copy whose extra bytes
+    /// land where the next row goes, in the next pixel's run (written after) or in the
+    /// [`POOL4_SLACK`] bytes `dst` holds past the 4 runs. The tap arithmetic is done once for all.
+    fn gather_run4(&self, x: &[i8], origins: [[usize; 2]; 4], t0: usize, n: usize, stride: usize, dst: &mut [i8]) -> bool {
+        let Im2col { h, w, kh, kw, pad_h, pad_w, .. } = *self;
+        let inside = |[oy, ox]: [usize; 2]| oy >= pad_h && ox >= pad_w && oy + kh <= h + pad_h && ox + kw <= w + pad_w;
+        if kw == 0
+            || kw > 8
+            || kh == 0
+            || n > stride
+            || dst.len() < 4 * stride + POOL4_SLACK
+            || !origins.iter().all(|&o| inside(o))
+        {
+            return false;
+        }
+        let plane = h * w;
+        let (ic, r) = (t0 / (kh * kw), t0 % (kh * kw));
+        let (ky, kx) = (r / kw, r % kw);
+        let first = kw - kx;
+        // Rows after the first: `head` more of channel ic, then `tail` from channel ic + 1's row 0.
+        let rows = if n > first { (n - first).div_ceil(kw) } else { 0 };
+        let head = (kh - 1 - ky).min(rows);
+        let tail = rows - head;
+        // Each pixel's corner in `x`; the furthest read is row ky + rows of the furthest pixel.
+        let corner = origins.map(|[oy, ox]| ic * plane + (oy - pad_h) * w + (ox - pad_w));
+        let last = ky + rows;
+        let far = corner.iter().fold(0, |m, &c| m.max(c)) + (last / kh) * plane + (last % kh) * w + 8;
+        if far > x.len() {
+            return false;
+        }
+        for (p, &c) in corner.iter().enumerate() {
+            // SAFETY: every read is 8 bytes from the start of a row q in ky..=last (plus kx for
+            // the first, kx + 8 <= kw... at most the row's start + kw <= + 8), and rows grow with q,
+            // so all end by `far` <= x.len(); writes start before p * stride + n and end by
+            // p * stride + n + 8 <= 4 * stride + POOL4_SLACK <= dst.len(); distinct borrows.
+            unsafe {
+                let row = x.as_ptr().add(c + ky * w);
+                let mut d = dst.as_mut_ptr().add(p * stride);
+                d.cast::<u64>().write_unaligned(row.add(kx).cast::<u64>().read_unaligned());
+                d = d.add(first);
+                let mut s = row;
+                for _ in 0..head {
+                    s = s.add(w);
+                    d.cast::<u64>().write_unaligned(s.cast::<u64>().read_unaligned());
+                    d = d.add(kw);
+                }
+                if tail > 0 {
+                    copy_rows8(x.as_ptr().add(c + plane), w, plane, kh, d, kw, tail);
+                }
+            }
+        }
+        true
     }
 
     /// The general case: every cell checked against the input bounds.

@@ -1,7 +1,8 @@
 //! Each kernel of the DSP table against the scalar reference, on the target's real instructions:
 //! random bytes, the extremes (-128 and 127 everywhere, and alternating), odd and short lengths,
 //! every row count around the 4-row blocking, broken length contracts (which must take the
-//! reference's path), and requantization over every shift with random and extreme
+//! reference's path), the 4-pixel `matvec4_i8` on runs shorter than its rows' stride, and
+//! requantization over every shift with random and extreme
 //! accumulators and multipliers.
 
 use cortex_m_semihosting::heprintln;
@@ -61,15 +62,22 @@ pub struct Buffers {
     pub x: [i8; MAX_K],
     pub wt: [i32; MAX_ROWS * MAX_K / 4],
     pub xp: [i32; MAX_K / 4],
+    /// 4 pixels' runs for `matvec4_i8`.
+    pub xs: [i8; 4 * MAX_K],
 }
 
 impl Buffers {
-    pub const ZERO: Buffers =
-        Buffers { w: [0; MAX_ROWS * MAX_K], x: [0; MAX_K], wt: [0; MAX_ROWS * MAX_K / 4], xp: [0; MAX_K / 4] };
+    pub const ZERO: Buffers = Buffers {
+        w: [0; MAX_ROWS * MAX_K],
+        x: [0; MAX_K],
+        wt: [0; MAX_ROWS * MAX_K / 4],
+        xp: [0; MAX_K / 4],
+        xs: [0; 4 * MAX_K],
+    };
 }
 
 pub fn run(dsp: &Kernels, bufs: &mut Buffers) -> Tally {
-    let Buffers { w, x, wt, xp } = bufs;
+    let Buffers { w, x, wt, xp, xs } = bufs;
     let mut rng = Rng(0x1234_5678);
     let mut t = Tally { total: 0, failed: 0 };
     let mut check = |what: &str, k: usize, rows: usize, a: &[i32], b: &[i32]| {
@@ -102,6 +110,23 @@ pub fn run(dsp: &Kernels, bufs: &mut Buffers) -> Tally {
                 (scalar::KERNELS.row_sums_i8)(w, k, &mut a[..rows]);
                 (dsp.row_sums_i8)(w, k, &mut b[..rows]);
                 check("row_sums_i8", k, rows, &a[..rows], &b[..rows]);
+                // The 4-pixel kernel: runs of n = k taps and of about half (rows of stride k),
+                // accumulating onto non-zero outputs.
+                for n in [k, k.div_ceil(2)] {
+                    let xs = &mut xs[..4 * n];
+                    fill(xs, fx, &mut rng);
+                    let mut a4 = [0i32; 4 * MAX_ROWS];
+                    for (i, v) in a4.iter_mut().enumerate() {
+                        *v = (i as i32 - 20) * 0x0101_0101;
+                    }
+                    let mut b4 = a4;
+                    scalar::matvec4_i8(w, k, xs, &mut a4[..4 * rows]);
+                    match dsp.matvec4_i8 {
+                        Some(f) => f(w, k, xs, &mut b4[..4 * rows]),
+                        None => b4[0] = !a4[0],
+                    }
+                    check("matvec4_i8", n, rows, &a4[..4 * rows], &b4[..4 * rows]);
+                }
                 // The pairs kernel: `rows` columns, `k / 4` words of i16 pairs; the random and
                 // extreme bytes make every half from -32768 to 32767 appear.
                 let (np, n) = (k / 4, rows);
@@ -125,6 +150,12 @@ pub fn run(dsp: &Kernels, bufs: &mut Buffers) -> Tally {
     (scalar::KERNELS.matvec_pairs_i16)(&wt[..5], &xp[..2], &mut a);
     (dsp.matvec_pairs_i16)(&wt[..5], &xp[..2], &mut b);
     check("matvec_pairs_i16 (broken lengths)", 2, 3, &a, &b);
+    let (mut a4, mut b4) = ([1i32; 8], [1i32; 8]);
+    scalar::matvec4_i8(&w[..10], 4, &xs[..32], &mut a4);
+    if let Some(f) = dsp.matvec4_i8 {
+        f(&w[..10], 4, &xs[..32], &mut b4);
+    }
+    check("matvec4_i8 (broken lengths)", 8, 2, &a4, &b4);
     (scalar::KERNELS.row_sums_i8)(&w[..7], 4, &mut a);
     (dsp.row_sums_i8)(&w[..7], 4, &mut b);
     check("row_sums_i8 (broken lengths)", 4, 3, &a, &b);

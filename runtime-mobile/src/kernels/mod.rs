@@ -80,6 +80,17 @@ pub struct Kernels {
     /// one call yields every output channel of a pixel with no horizontal sums, where
     /// `matvec_i8` spends most of a 25-byte row on its tail and sums.
     pub matvec_pairs_i16: fn(wt: &[i32], xp: &[i32], out: &mut [i32]),
+    /// A 2x2 pool window's conv outputs at once, or `None`: then the engine uses
+    /// [`Kernels::matvec_i8`] per output pixel. With `n = xs.len() / 4` (patch `p` of 4 is
+    /// `xs[p * n..][..n]`, a run of taps) and `rows = out.len() / 4`, for every `r < rows`,
+    /// `p < 4`: `out[4 * r + p] += sum_{j < n} w[r * k + j] * xs[p * n + j]` in wrapping i32
+    /// arithmetic (the runs `w[r * k..][..n]`: rows of stride `k`). Accumulating lets the engine
+    /// feed a long patch run by run through little scratch. Callers guarantee `xs.len()` and
+    /// `out.len()` multiples of 4, `n <= k`, and `w` long enough (implementations must stay
+    /// memory-safe if not; results are then unspecified). For tables whose matvec re-extends
+    /// each weight per pixel (ARMv7E-M): 4 pixels per weight word ([`scalar::matvec4_i8`] is
+    /// the reference, which no scalar table hands out: its own path is as fast).
+    pub matvec4_i8: Option<Matvec4>,
     /// The packed path's product, unsigned activations times signed weights, on top of a
     /// per-channel start value: for each patch `i < n = src.starts.len()` and each `o < ocp`,
     /// `out[i * ocp + o] = bias[o] + sum_t byte(i, t) * wp[((t / 4) * ocp + o) * 4 + t % 4]`
@@ -110,6 +121,9 @@ pub struct Kernels {
     /// loop and lets independent rows overlap. Same parameter contract as `requantize_i32`.
     pub requantize_rows: fn(acc: &mut [i32], stride: usize, channels: usize, q: &Requant<'_>),
 }
+
+/// The signature of [`Kernels::matvec4_i8`]: `(w, k, xs, out)`.
+pub type Matvec4 = fn(w: &[i8], k: usize, xs: &[i8], out: &mut [i32]);
 
 /// One layer's requantization parameters.
 #[derive(Debug, Clone, Copy)]

@@ -11,6 +11,7 @@ pub static KERNELS: Kernels = Kernels {
     // The reference is exact for every weight; the bound only matters to SIMD versions.
     matvec_i8_sym: matvec_i8,
     matvec_pairs_i16,
+    matvec4_i8: None,
     gemm_u8i8,
     gemm_u8i8_max,
     row_sums_i8,
@@ -52,6 +53,18 @@ pub fn matvec_pairs_i16(wt: &[i32], xp: &[i32], out: &mut [i32]) {
             let (w0, w1) = (w as i16 as i32, (w >> 16) as i16 as i32);
             // Each product fits i32 (|i16 * i16| <= 2^30); the pair sum and the total wrap.
             *o = o.wrapping_add((w0 * x0).wrapping_add(w1 * x1));
+        }
+    }
+}
+
+/// See [`Kernels::matvec4_i8`] (the reference; the scalar tables leave the entry `None`).
+/// Rows past the end of `w` are left alone, so a broken contract stays memory-safe.
+pub fn matvec4_i8(w: &[i8], k: usize, xs: &[i8], out: &mut [i32]) {
+    let n = xs.len() / 4;
+    for (r, o4) in out.chunks_exact_mut(4).enumerate() {
+        let Some(row) = r.checked_mul(k).and_then(|s| w.get(s..)).and_then(|row| row.get(..n)) else { return };
+        for (o, x) in o4.iter_mut().zip(xs.chunks_exact(n.max(1))) {
+            *o = row.iter().zip(x).fold(*o, |a, (&w, &x)| a.wrapping_add(w as i32 * x as i32));
         }
     }
 }

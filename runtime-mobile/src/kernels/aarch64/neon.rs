@@ -24,6 +24,7 @@ static NEON: Kernels = Kernels {
     matvec_i8_sym: matvec_neon_sym,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
+    matvec4_i8: None,
     gemm_u8i8: widen::gemm_u8i8,
     gemm_u8i8_max: widen::gemm_u8i8_max,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.
@@ -41,6 +42,7 @@ static NEON_DOTPROD: Kernels = Kernels {
     matvec_i8_sym: matvec_dotprod,
     // The reference: LLVM vectorizes its column loop with NEON; conv1-sized work.
     matvec_pairs_i16: scalar::matvec_pairs_i16,
+    matvec4_i8: None,
     gemm_u8i8: dotprod::gemm_u8i8,
     gemm_u8i8_max: dotprod::gemm_u8i8_max,
     // The reference: LLVM vectorizes it with NEON (baseline), and it runs once per layer.

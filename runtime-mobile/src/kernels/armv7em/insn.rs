@@ -206,6 +206,121 @@ pub(super) unsafe fn dot4x16(out: *mut i32, groups: usize, w: *const i8, k: usiz
     }
 }
 
+/// One word of each of [`dot1x4`]'s 4 pixels (its register names): the row's word (`LDR`, two
+/// `SXTB16`), then per pixel an `LDRD` of its extended word and two `SMLAD`s: 15 instructions
+/// per 16 MACs.
+#[cfg(target_arch = "arm")]
+macro_rules! dot1x4_word {
+    () => {
+        concat!(
+            "ldr {t}, [{w}], #4\n",
+            "sxtb16 {u}, {t}\n",
+            "sxtb16 {t}, {t}, ror #8\n",
+            "ldrd {xe}, {xo}, [{x}], #8\n",
+            "smlad {a0}, {u}, {xe}, {a0}\n",
+            "smlad {a0}, {t}, {xo}, {a0}\n",
+            "ldrd {xe}, {xo}, [{x}], #8\n",
+            "smlad {a1}, {u}, {xe}, {a1}\n",
+            "smlad {a1}, {t}, {xo}, {a1}\n",
+            "ldrd {xe}, {xo}, [{x}], #8\n",
+            "smlad {a2}, {u}, {xe}, {a2}\n",
+            "smlad {a2}, {t}, {xo}, {a2}\n",
+            "ldrd {xe}, {xo}, [{x}], #8\n",
+            "smlad {a3}, {u}, {xe}, {a3}\n",
+            "smlad {a3}, {t}, {xo}, {a3}\n",
+        )
+    };
+}
+
+/// The 4-pixel loop of `matvec4`: for every row `r < rows`, `out[4r..4r + 4] +=` the row's
+/// first `32 * blocks` bytes dotted with each of 4 pixels' extended `x` (`xx`: per word of `x`,
+/// 8 words: pixel 0's `SXTB16` and `SXTB16 ROR #8` of it, then pixel 1's, 2's, 3's). Row `r`
+/// starts at `w + r * k`. Each weight word is loaded and extended once for the 4 pixels (a 2x2
+/// pool window), where [`dot4x16`] extends it once per pixel. 4 accumulators, 2 pointers, the
+/// end of `xx`, the output pointer and 4 temporaries: the 12 registers `asm!` may use (the row
+/// step, `xx`'s start and the end of `out` on the stack, read once per row).
+///
+/// # Safety
+/// `blocks >= 1`, `rows >= 1`; `out` valid for reading and writing `4 * rows` aligned i32s;
+/// each of the `rows` rows valid for reading `32 * blocks` bytes; `xx` valid for reading
+/// `64 * blocks` aligned u32s.
+#[cfg(target_arch = "arm")]
+#[inline(always)]
+pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, xx: *const u32, blocks: usize) {
+    // SAFETY: reads xx[..64 * blocks] (aligned, as `LDRD` needs), the rows' first 32 * blocks
+    // bytes (`LDR` allows unaligned words on ARMv7-M) and out[..4 * rows], writes
+    // out[..4 * rows] (aligned i32s): all guaranteed by the caller. Registers only otherwise,
+    // and 16 bytes it reserves below SP (restored before the end). DSP instructions: see
+    // `smlad`.
+    unsafe {
+        asm!(
+            // Stack: [0] end of out, [4] start of xx, [8] from a row's last word read to the
+            // next row's first.
+            "add {xend}, {x}, {xend}, lsl #8",
+            "sub sp, sp, #16",
+            "str {a1}, [sp]",
+            "str {x}, [sp, #4]",
+            "str {a2}, [sp, #8]",
+            "3:",
+            "ldrd {a0}, {a1}, [{o}]",
+            "ldrd {a2}, {a3}, [{o}, #8]",
+            "2:",
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
+            dot1x4_word!(),
+            "cmp {x}, {xend}",
+            "bne 2b",
+            "strd {a0}, {a1}, [{o}], #8",
+            "strd {a2}, {a3}, [{o}], #8",
+            "ldr {t}, [sp, #8]",
+            "add {w}, {w}, {t}",
+            "ldr {x}, [sp, #4]",
+            "ldr {t}, [sp]",
+            "cmp {o}, {t}",
+            "bne 3b",
+            "add sp, sp, #16",
+            o = inout(reg) out => _,
+            a0 = out(reg) _,
+            a1 = inout(reg) out.wrapping_add(4 * rows) => _,
+            a2 = inout(reg) k.wrapping_sub(32 * blocks) => _,
+            a3 = out(reg) _,
+            w = inout(reg) w => _,
+            x = inout(reg) xx => _,
+            xend = inout(reg) blocks => _,
+            xe = out(reg) _,
+            xo = out(reg) _,
+            t = out(reg) _,
+            u = out(reg) _,
+        );
+    }
+}
+
+/// The model of [`dot1x4`] for host tests: the same `SMLAD`s.
+///
+/// # Safety
+/// As for the ARM version.
+#[cfg(not(target_arch = "arm"))]
+pub(super) unsafe fn dot1x4(out: *mut i32, rows: usize, w: *const i8, k: usize, xx: *const u32, blocks: usize) {
+    for r in 0..rows {
+        for q in 0..8 * blocks {
+            // SAFETY: the caller guarantees these words and outputs.
+            unsafe {
+                let wv = w.add(r * k + 4 * q).cast::<u32>().read_unaligned();
+                for p in 0..4 {
+                    let (xe, xo) = (*xx.add(8 * q + 2 * p), *xx.add(8 * q + 2 * p + 1));
+                    let o = out.add(4 * r + p);
+                    *o = smlad(sxtb16_ror8(wv), xo, smlad(sxtb16(wv), xe, *o));
+                }
+            }
+        }
+    }
+}
+
 /// `out[4b..4b + 4]` for every block `b < blocks` of 4 columns of the `[rows][n]` i16-pair
 /// matrix `wt`, dotted with the `rows` pairs of `xp` (`SMLAD`: both halves at once): per pair,
 /// one `LDR` of `x`, two `LDRD`s of the 4 columns and 4 `SMLAD`s. Both loops in one block (the

@@ -23,6 +23,7 @@ static SIMD128: Kernels = Kernels {
     // Widening to i16 makes -128 weights exact too: one kernel for both.
     matvec_i8_sym: matvec_i8,
     matvec_pairs_i16,
+    matvec4_i8: None,
     gemm_u8i8,
     gemm_u8i8_max,
     row_sums_i8: scalar::row_sums_i8,

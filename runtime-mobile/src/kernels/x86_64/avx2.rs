@@ -32,6 +32,7 @@ static AVX2: Kernels = Kernels {
     matvec_i8,
     matvec_i8_sym,
     matvec_pairs_i16,
+    matvec4_i8: None,
     gemm_u8i8,
     gemm_u8i8_max,
     row_sums_i8,

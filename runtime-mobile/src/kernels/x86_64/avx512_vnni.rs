@@ -26,6 +26,7 @@ static AVX512_VNNI: Kernels = Kernels {
     // Exact for every weight: nothing to gain from the symmetric bound.
     matvec_i8_sym: matvec_i8,
     matvec_pairs_i16: avx2::matvec_pairs_i16,
+    matvec4_i8: None,
     gemm_u8i8,
     gemm_u8i8_max,
     row_sums_i8: avx2::row_sums_i8,
