@@ -55,6 +55,11 @@ struct Cli {
     /// Seed for weight initialisation and shuffling; the same seed gives the same run [default: 0].
     #[arg(long)]
     seed: Option<u64>,
+    /// Augment the training images afresh every epoch, as a camera would vary them: rotation, scale,
+    /// shear, shift, stroke thickness (dilation/erosion) and an elastic wobble; deterministic per
+    /// --seed and epoch, so --resume stays bit-exact. Off in the seed recipe.
+    #[arg(long)]
+    augment: bool,
     /// Train on the first N training images only (for quick runs); the test set stays whole.
     #[arg(long)]
     limit: Option<usize>,
@@ -140,6 +145,7 @@ fn recipe_for(cli: &Cli, resumed: Option<&Recipe>) -> Result<Recipe> {
             seed: cli.seed.unwrap_or(seed.seed),
             limit: cli.limit,
             arch: cli.arch.clone().unwrap_or(seed.arch),
+            augment: cli.augment,
         });
     };
     let conflicts = [
@@ -149,6 +155,7 @@ fn recipe_for(cli: &Cli, resumed: Option<&Recipe>) -> Result<Recipe> {
         (cli.seed.is_some_and(|s| s != saved.seed), "--seed"),
         (cli.limit.is_some() && cli.limit != saved.limit, "--limit"),
         (cli.arch.as_ref().is_some_and(|a| *a != saved.arch), "--arch"),
+        (cli.augment && !saved.augment, "--augment"),
     ];
     if let Some((_, flag)) = conflicts.iter().find(|(c, _)| *c) {
         bail!("{flag} differs from the checkpoint's recipe {saved:?}; a resumed run keeps its recipe (only --epochs may change)");

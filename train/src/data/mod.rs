@@ -1,6 +1,7 @@
 //! Everything about getting images and labels into memory: the IDX reader, the known data
 //! sets, the download path and the in-memory data set.
 
+pub mod augment;
 pub mod download;
 pub mod idx;
 pub mod sets;
