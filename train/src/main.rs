@@ -1,15 +1,16 @@
 //! `cargo run -p train --release`: trains the seed CNN on MNIST and writes the model, metrics,
 //! plots and checkpoints to `artifacts/mnist/`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::{Result, bail};
+use anyhow::{Result, anyhow, bail};
 use candle_core::Device;
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
 
 use train::checkpoint::{self, CHECKPOINT_FILE, Checkpoint};
-use train::data::{self, DatasetKind, download};
+use train::data::{self, DataError, DatasetKind, download};
 use train::run::{self, Recipe, RunOptions};
 
 #[derive(Parser, Debug)]
@@ -21,12 +22,16 @@ use train::run::{self, Recipe, RunOptions};
         With no arguments it trains the seed recipe (5 epochs, batch 32, lr 1e-3, seed 0) on MNIST from \
         data/mnist/ and writes model.safetensors, checkpoint.safetensors, metrics.json, curves.png, \
         confusion.png and samples.png to artifacts/mnist/.\n\n\
-        Offline? Point --data-dir at a folder holding the four IDX files (gzip or raw)."
+        First run: when the data set is not in data/ (and --data-dir was not given), train downloads it there \
+        from its public mirrors (SHA-256 checked, nothing half-written) and says so.\n\n\
+        Offline? Pass --offline (never touch the network) and point --data-dir at a folder holding the four \
+        IDX files (gzip or raw), or copy them into data/<dataset>/."
 )]
 struct Cli {
-    /// Folder holding the data sets: either `<dir>/<dataset>/` with the four IDX files, or the files directly.
-    #[arg(long, default_value = "data")]
-    data_dir: PathBuf,
+    /// Folder holding the data sets: either `<dir>/<dataset>/` with the four IDX files, or the files directly
+    /// [default: data, where a missing data set is downloaded unless --offline].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
     /// The network [default: seed]:
     /// `seed` conv 5x5 1->32, ReLU, maxpool 2; conv 5x5 32->64, ReLU, maxpool 2; dense 1024->64, ReLU; dense 64->10.
     /// `narrow` conv 5x5 1->8, ReLU, maxpool 2; conv 5x5 8->16, ReLU, maxpool 2; dense 256->32, ReLU; dense 32->10.
@@ -50,6 +55,11 @@ struct Cli {
     /// Seed for weight initialisation and shuffling; the same seed gives the same run [default: 0].
     #[arg(long)]
     seed: Option<u64>,
+    /// Augment the training images afresh every epoch, as a camera would vary them: rotation, scale,
+    /// shear, shift, stroke thickness (dilation/erosion) and an elastic wobble; deterministic per
+    /// --seed and epoch, so --resume stays bit-exact. Off in the seed recipe.
+    #[arg(long)]
+    augment: bool,
     /// Train on the first N training images only (for quick runs); the test set stays whole.
     #[arg(long)]
     limit: Option<usize>,
@@ -73,8 +83,11 @@ struct Cli {
     #[arg(long)]
     download: bool,
     /// Mirror to download from instead of the public ones (repeatable; tried in order).
-    #[arg(long = "mirror", requires = "download")]
+    #[arg(long = "mirror", conflicts_with = "offline")]
     mirrors: Vec<String>,
+    /// Never touch the network: a missing data set is an error instead of a download into data/.
+    #[arg(long, conflicts_with = "download")]
+    offline: bool,
     /// No progress bars or per-epoch lines.
     #[arg(long, short)]
     quiet: bool,
@@ -132,6 +145,7 @@ fn recipe_for(cli: &Cli, resumed: Option<&Recipe>) -> Result<Recipe> {
             seed: cli.seed.unwrap_or(seed.seed),
             limit: cli.limit,
             arch: cli.arch.clone().unwrap_or(seed.arch),
+            augment: cli.augment,
         });
     };
     let conflicts = [
@@ -141,11 +155,63 @@ fn recipe_for(cli: &Cli, resumed: Option<&Recipe>) -> Result<Recipe> {
         (cli.seed.is_some_and(|s| s != saved.seed), "--seed"),
         (cli.limit.is_some() && cli.limit != saved.limit, "--limit"),
         (cli.arch.as_ref().is_some_and(|a| *a != saved.arch), "--arch"),
+        (cli.augment && !saved.augment, "--augment"),
     ];
     if let Some((_, flag)) = conflicts.iter().find(|(c, _)| *c) {
         bail!("{flag} differs from the checkpoint's recipe {saved:?}; a resumed run keeps its recipe (only --epochs may change)");
     }
     Ok(Recipe { epochs: cli.epochs.unwrap_or(saved.epochs), ..saved.clone() })
+}
+
+/// Where data sets live unless --data-dir says otherwise; the only folder `train` downloads into by itself.
+const DEFAULT_DATA_DIR: &str = "data";
+
+/// The data set is missing from data/ on a run without --data-dir or --offline: fetch it there,
+/// saying so, and on failure say how to proceed without network.
+fn first_run_download(cli: &Cli, kind: DatasetKind, data_dir: &Path, say: &dyn Fn(&str)) -> Result<()> {
+    let dest = data_dir.join(kind.name());
+    say(&format!(
+        "the {kind} data set is not in {}: downloading it there (about 11 MB, once; SHA-256 checked; --offline turns this off)",
+        dest.display()
+    ));
+    download::download_with_progress(kind, data_dir, &cli.mirrors, say, progress(cli.quiet)).map_err(|e| {
+        anyhow!(
+            "{e}\nCould not download {kind} into {dest}. Without network: copy the four IDX files \
+             (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, \
+             gzip or raw) into {dest} from a machine that has them, or point --data-dir at a folder that holds them; \
+             pass --offline to never try the network.",
+            dest = dest.display()
+        )
+    })?;
+    Ok(())
+}
+
+/// A progress bar per fetched file (hidden with --quiet).
+fn progress(quiet: bool) -> impl FnMut(download::Progress<'_>) {
+    let mut bar: Option<ProgressBar> = None;
+    move |event| match event {
+        download::Progress::Started { url, total } if !quiet => {
+            let b = total.map_or_else(ProgressBar::no_length, ProgressBar::new);
+            b.set_style(
+                ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar())
+                    .progress_chars("=> "),
+            );
+            b.set_message(url.rsplit('/').next().unwrap_or(url).to_owned());
+            bar = Some(b);
+        }
+        download::Progress::Received { done } => {
+            if let Some(b) = &bar {
+                b.set_position(done);
+            }
+        }
+        download::Progress::Finished => {
+            if let Some(b) = bar.take() {
+                b.finish_and_clear();
+            }
+        }
+        download::Progress::Started { .. } => {}
+    }
 }
 
 fn main() -> ExitCode {
@@ -195,10 +261,17 @@ fn real_main() -> Result<()> {
     let recipe = recipe_for(&cli, resumed.as_ref().map(|c| &c.recipe))?;
     recipe.validate()?;
 
+    let data_dir = cli.data_dir.clone().unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
     if cli.download {
-        download::download(recipe.dataset, &cli.data_dir, &cli.mirrors, |line| say(line))?;
+        download::download_with_progress(recipe.dataset, &data_dir, &cli.mirrors, |line| say(line), progress(cli.quiet))?;
     }
-    let data = data::load(&cli.data_dir, recipe.dataset)?;
+    let data = match data::load(&data_dir, recipe.dataset) {
+        Err(DataError::Missing { .. }) if cli.data_dir.is_none() && !cli.offline => {
+            first_run_download(&cli, recipe.dataset, &data_dir, &say)?;
+            data::load(&data_dir, recipe.dataset)?
+        }
+        loaded => loaded?,
+    };
     say(&format!(
         "{}: {} training images{}, {} test images; recipe {recipe:?}",
         recipe.dataset,

@@ -11,7 +11,7 @@ use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use crate::checkpoint::{self, CHECKPOINT_FILE, MODEL_FILE, TrainState};
-use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, IMAGE_SIDE, Split};
+use crate::data::{Dataset, DatasetKind, IMAGE_PIXELS, IMAGE_SIDE, Split, augment};
 use crate::metrics::{self, EpochMetrics, MetricsFile};
 use crate::model::{Architecture, Cnn};
 use crate::optim::{Adam, AdamConfig};
@@ -32,6 +32,10 @@ pub struct Recipe {
     /// choice hold no `arch`: they are the seed.
     #[serde(default = "seed_arch")]
     pub arch: String,
+    /// Train on freshly augmented images every epoch (`data::augment`); off in the seed recipe.
+    /// Files written before there was a choice hold no `augment`: they were not augmented.
+    #[serde(default)]
+    pub augment: bool,
 }
 
 fn seed_arch() -> String {
@@ -41,7 +45,7 @@ fn seed_arch() -> String {
 impl Recipe {
     /// The seed recipe: Adam 1e-3, batch 32, 5 epochs.
     pub fn seed_recipe(dataset: DatasetKind) -> Recipe {
-        Recipe { dataset, epochs: 5, batch_size: 32, lr: 1e-3, seed: 0, limit: None, arch: seed_arch() }
+        Recipe { dataset, epochs: 5, batch_size: 32, lr: 1e-3, seed: 0, limit: None, arch: seed_arch(), augment: false }
     }
 
     /// The recipe's network.
@@ -284,6 +288,7 @@ pub fn run(recipe: &Recipe, data: &Dataset, resume_from: Option<TrainState>, opt
         None => data.train.clone(),
     };
     let (images, labels) = upload(&train_split, device)?;
+    let mut augmented = if recipe.augment { vec![0u8; train_split.images.len()] } else { Vec::new() };
 
     let mut rng = ChaCha8Rng::seed_from_u64(recipe.seed);
     let mut state = match resume_from {
@@ -308,6 +313,11 @@ pub fn run(recipe: &Recipe, data: &Dataset, resume_from: Option<TrainState>, opt
         order.shuffle(&mut rng);
         let bar = progress_bar(opts.show_progress, order.len(), epoch, recipe.epochs);
         let started = Instant::now();
+        if recipe.augment {
+            augment::augment_epoch(&train_split.images, recipe.seed, epoch, &mut augmented);
+            // Into the same device buffer: a captured CUDA graph keeps reading from it.
+            images.slice_set(&Tensor::from_slice(&augmented, (train_split.len(), IMAGE_PIXELS), device)?, 0, 0)?;
+        }
         let (train_loss, train_accuracy) = stepper.train_epoch(
             &state.model,
             &mut state.adam,

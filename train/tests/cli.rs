@@ -33,6 +33,8 @@ fn help_explains_every_flag() {
         "--out",
         "--resume",
         "--download",
+        "--offline",
+        "--augment",
     ] {
         assert!(help.contains(flag), "--help does not mention {flag}");
     }

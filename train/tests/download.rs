@@ -94,3 +94,53 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
     }
     found
 }
+
+fn train_in(cwd: &Path, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_train")).current_dir(cwd).args(args).output().unwrap()
+}
+
+const QUICK_RUN: [&str; 4] = ["--limit", "64", "--epochs", "1"];
+
+#[test]
+fn a_first_run_without_data_downloads_it_into_data_and_says_so() {
+    let mirror = serve(mnist_files());
+    let cwd = tempfile::tempdir().unwrap();
+    let out = train_in(cwd.path(), &[&QUICK_RUN[..], &["--mirror", &mirror]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("downloading it there") && err.contains("--offline"), "says it downloads and how not to: {err}");
+    let ds = data::load(&cwd.path().join("data"), DatasetKind::Mnist).unwrap();
+    assert_eq!((ds.train.len(), ds.test.len()), (60_000, 10_000));
+    assert!(cwd.path().join("artifacts/mnist/model.safetensors").is_file());
+
+    // Now present: the next run fetches nothing (the mirror is gone: a dead port would fail).
+    let again = train_in(cwd.path(), &[&QUICK_RUN[..], &["--overwrite", "--mirror", "http://127.0.0.1:9/"]].concat());
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(again.status.success() && !err.contains("fetching"), "{err}");
+}
+
+#[test]
+fn offline_or_an_explicit_data_dir_never_downloads() {
+    let mirror = serve(mnist_files());
+    let cwd = tempfile::tempdir().unwrap();
+    for args in [vec!["--offline"], vec!["--data-dir", "elsewhere", "--mirror", &mirror]] {
+        let out = train_in(cwd.path(), &[&QUICK_RUN[..], &args].concat());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains("were not found") && !err.contains("fetching"), "{args:?}: {err}");
+    }
+    assert!(walk(cwd.path()).is_empty(), "nothing written: {:?}", walk(cwd.path()));
+}
+
+#[test]
+fn without_network_the_error_says_what_to_do_and_nothing_is_written() {
+    let cwd = tempfile::tempdir().unwrap();
+    // Port 9 (discard) on loopback: connection refused, as on a machine without network.
+    let out = train_in(cwd.path(), &[&QUICK_RUN[..], &["--mirror", "http://127.0.0.1:9/"]].concat());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    for hint in ["every mirror failed", "Without network", "data/mnist", "--data-dir", "--offline"] {
+        assert!(err.contains(hint), "missing {hint:?}: {err}");
+    }
+    let left: Vec<_> = walk(cwd.path()).into_iter().filter(|p| !p.is_dir()).collect();
+    assert!(left.is_empty(), "nothing half-written: {left:?}");
+}

@@ -72,28 +72,30 @@ fn a_small_subset_run_clearly_beats_chance_and_writes_every_file() {
     assert_eq!(recipe.limit, Some(1024));
 }
 
-#[test]
-fn two_epochs_equal_one_plus_one_resumed_bit_for_bit() {
-    let ds = mnist(200);
+/// Every tensor of the checkpoint in `dir`, by name.
+fn checkpoint_tensors(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let bytes = std::fs::read(dir.join(CHECKPOINT_FILE)).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let mut all: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
+    all.sort();
+    all
+}
+
+/// Trains `base` for 2 epochs straight and as 1 + 1 resumed; returns the straight run's folder
+/// after checking that both end with the same bits.
+fn two_epochs_straight_and_resumed(base: Recipe, ds: &Dataset) -> tempfile::TempDir {
     let straight = tempfile::tempdir().unwrap();
-    run::run(&recipe(2, 320), &ds, None, &opts(straight.path())).unwrap();
+    run::run(&Recipe { epochs: 2, ..base.clone() }, ds, None, &opts(straight.path())).unwrap();
 
     let split = tempfile::tempdir().unwrap();
-    run::run(&recipe(1, 320), &ds, None, &opts(split.path())).unwrap();
+    run::run(&Recipe { epochs: 1, ..base }, ds, None, &opts(split.path())).unwrap();
     let ckpt = checkpoint::load_checkpoint(&split.path().join(CHECKPOINT_FILE), &Device::Cpu).unwrap();
     assert_eq!(ckpt.state.epochs_done, 1);
     let resumed = Recipe { epochs: 2, ..ckpt.recipe.clone() };
-    run::run(&resumed, &ds, Some(ckpt.state), &opts(split.path())).unwrap();
+    run::run(&resumed, ds, Some(ckpt.state), &opts(split.path())).unwrap();
 
     // Weights, optimizer moments and step count all match exactly.
-    let tensors = |dir: &Path| {
-        let bytes = std::fs::read(dir.join(CHECKPOINT_FILE)).unwrap();
-        let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
-        let mut all: Vec<(String, Vec<u8>)> = st.tensors().into_iter().map(|(n, v)| (n, v.data().to_vec())).collect();
-        all.sort();
-        all
-    };
-    let (a, b) = (tensors(straight.path()), tensors(split.path()));
+    let (a, b) = (checkpoint_tensors(straight.path()), checkpoint_tensors(split.path()));
     assert_eq!(a.len(), 24);
     assert!(a == b, "resumed weights differ from the uninterrupted run");
     let a = checkpoint::load_checkpoint(&straight.path().join(CHECKPOINT_FILE), &Device::Cpu).unwrap();
@@ -101,6 +103,27 @@ fn two_epochs_equal_one_plus_one_resumed_bit_for_bit() {
     assert_eq!((a.state.adam.step, a.state.rng_word_pos), (b.state.adam.step, b.state.rng_word_pos));
     let accs = |c: &checkpoint::Checkpoint| c.state.history.iter().map(|m| m.test_accuracy).collect::<Vec<_>>();
     assert_eq!(accs(&a), accs(&b));
+    assert_eq!(a.recipe, b.recipe);
+    straight
+}
+
+#[test]
+fn two_epochs_equal_one_plus_one_resumed_bit_for_bit() {
+    two_epochs_straight_and_resumed(recipe(2, 320), &mnist(200));
+}
+
+#[test]
+fn augmented_training_resumes_bit_for_bit_and_really_augments() {
+    let ds = mnist(200);
+    let augmented = two_epochs_straight_and_resumed(Recipe { augment: true, ..recipe(2, 320) }, &ds);
+    let ckpt = checkpoint::load_checkpoint(&augmented.path().join(CHECKPOINT_FILE), &Device::Cpu).unwrap();
+    assert!(ckpt.recipe.augment, "the recipe records --augment");
+    let plain = tempfile::tempdir().unwrap();
+    run::run(&recipe(2, 320), &ds, None, &opts(plain.path())).unwrap();
+    assert!(
+        checkpoint_tensors(plain.path()) != checkpoint_tensors(augmented.path()),
+        "the same seed with and without --augment must train on different images"
+    );
 }
 
 #[test]

@@ -25,8 +25,10 @@
 //! Pipeline (all on a work grid of at most [`WORK_DIM`]² pixels):
 //! 1. Area-average the (cropped, rotated) frame onto the work grid: thin strokes are diluted,
 //!    not lost, and the cost of later steps no longer depends on the camera resolution.
-//! 2. Polarity: Otsu-threshold the grid; if most of the outer ring is on the bright side the
-//!    page is light, so the picture is inverted (MNIST digits are white on black).
+//! 2. Polarity: the ink is the minority, so it makes the longer tail of the histogram away
+//!    from the median (the background); if that tail is the dark one the page is light, so the
+//!    picture is inverted (MNIST digits are white on black). Gradients and vignettes widen the
+//!    background to both sides alike and do not flip it.
 //! 3. Flatten lighting: subtract a morphological opening (white top-hat) with a window wider
 //!    than any stroke, which removes gradients/shadows but keeps strokes.
 //! 4. Contrast: Otsu again; background level `B` and ink level `I` are the two class means.
@@ -208,7 +210,7 @@ pub fn preprocess(
     let inverted = match opts.polarity {
         Polarity::DarkInk => true,
         Polarity::LightInk => false,
-        Polarity::Auto => border_is_light(work, w, h),
+        Polarity::Auto => page_is_light(&histogram(work)),
     };
     if inverted {
         work.iter_mut().for_each(|v| *v = 255 - *v);
@@ -284,10 +286,9 @@ fn histogram(px: &[u8]) -> [u32; 256] {
     h
 }
 
-/// An Otsu split: class 0 is `v <= t`; `lo`/`hi` are the rounded class means.
+/// An Otsu split's rounded class means (class 0 is `v <= t`, `t` the threshold).
 #[derive(Debug, Clone, Copy)]
 struct Split {
-    t: u8,
     lo: u8,
     hi: u8,
 }
@@ -298,7 +299,7 @@ fn otsu(hist: &[u32; 256]) -> Option<Split> {
     let total: u64 = hist.iter().map(|&c| c as u64).sum();
     let sum_all: u64 = hist.iter().enumerate().map(|(v, &c)| v as u64 * c as u64).sum();
     let (mut w0, mut s0) = (0u64, 0u64);
-    let mut best: Option<(u128, u8, u64, u64)> = None;
+    let mut best: Option<(u128, u64, u64)> = None;
     for (t, &count) in hist.iter().enumerate().take(255) {
         w0 += count as u64;
         s0 += t as u64 * count as u64;
@@ -313,29 +314,37 @@ fn otsu(hist: &[u32; 256]) -> Option<Split> {
         let d = ((sum_all - s0) * w0) as i128 - (s0 * w1) as i128;
         let score = (d * d) as u128 / (w0 as u128 * w1 as u128);
         if best.is_none_or(|b| score > b.0) {
-            best = Some((score, t as u8, w0, s0));
+            best = Some((score, w0, s0));
         }
     }
-    let (_, t, w0, s0) = best?;
+    let (_, w0, s0) = best?;
     let (w1, s1) = (total - w0, sum_all - s0);
-    Some(Split { t, lo: ((s0 + w0 / 2) / w0) as u8, hi: ((s1 + w1 / 2) / w1) as u8 })
+    Some(Split { lo: ((s0 + w0 / 2) / w0) as u8, hi: ((s1 + w1 / 2) / w1) as u8 })
 }
 
-/// True when most of the outer ring lies on the bright side of the Otsu threshold, i.e. the page
-/// is lighter than the ink. A majority vote tolerates a dark corner (vignetting, a thumb).
-fn border_is_light(px: &[u8], w: usize, h: usize) -> bool {
-    let Some(split) = otsu(&histogram(px)) else { return false };
-    let ring = (w.min(h) / 32).max(1);
-    let (mut light, mut count) = (0usize, 0usize);
-    for y in 0..h {
-        for x in 0..w {
-            if x < ring || y < ring || x + ring >= w || y + ring >= h {
-                count += 1;
-                light += (px[y * w + x] > split.t) as usize;
-            }
-        }
-    }
-    light * 2 > count
+/// Share of the pixels (1 / this) in each tail of the histogram when judging polarity.
+const TAIL_SHARE: u64 = 256;
+
+/// True when the page is lighter than the ink. The ink is a minority of the pixels, so it
+/// stretches the histogram away from the background (the median) on its own side: compare how
+/// far the darkest and the brightest 1/256 of the pixels lie from the median. Lighting gradients,
+/// vignetting and shadows spread the background to both sides alike, so unlike a vote of the
+/// frame's border (which a vignette or a shadowed edge darkens) they do not flip the answer.
+fn page_is_light(hist: &[u32; 256]) -> bool {
+    let total: u64 = hist.iter().map(|&c| c as u64).sum();
+    // The smallest level with more than `rank` pixels at or below it.
+    let level = |rank: u64| {
+        let mut seen = 0u64;
+        hist.iter()
+            .position(|&c| {
+                seen += c as u64;
+                seen > rank
+            })
+            .unwrap_or(255) as i32
+    };
+    let tail = total / TAIL_SHARE;
+    let (dark, median, bright) = (level(tail), level(total / 2), level(total.saturating_sub(tail + 1)));
+    median - dark > bright - median
 }
 
 /// `out` = morphological opening of `img` (min then max over a `(2r+1)²` square, clipped at
@@ -440,5 +449,35 @@ pub fn check_input_shape(shape: Shape) -> Result<(), Error> {
     match shape {
         Shape::Chw(1, OUT_DIM, OUT_DIM) | Shape::Flat(OUT_PIXELS) => Ok(()),
         other => Err(Error::InputShape(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A 96x72 page of `page` brightness darkened up to 60% towards the corners (vignette and
+    /// a shadowed edge), with a thin 2-pixel ring of `ink` in the middle.
+    fn vignetted(page: i32, ink: i32) -> [u32; 256] {
+        let (w, h) = (96i32, 72i32);
+        let mut px = [0u8; 96 * 72];
+        for y in 0..h {
+            for x in 0..w {
+                let (dx, dy) = (x - w / 2, y - h / 2);
+                let r2 = dx * dx + dy * dy;
+                let light = page - page * 6 * r2 / (10 * (w * w + h * h) / 4);
+                let on_ring = (14 * 14..=16 * 16).contains(&r2);
+                px[(y * w + x) as usize] = if on_ring { ink } else { light }.clamp(0, 255) as u8;
+            }
+        }
+        histogram(&px)
+    }
+
+    #[test]
+    fn polarity_follows_the_ink_not_a_vignetted_border() {
+        // The border of this light page is darker than the frame's middle: a vote of the
+        // border against Otsu's threshold called it a dark board.
+        assert!(page_is_light(&vignetted(220, 40)), "dark ink on a vignetted light page");
+        assert!(!page_is_light(&vignetted(60, 230)), "light chalk on a vignetted dark board");
     }
 }

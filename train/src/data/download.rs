@@ -40,9 +40,38 @@ fn verify(file: &DataFile, fetched: &[u8]) -> Result<(), String> {
     if actual == file.sha256 { Ok(()) } else { Err(format!("checksum mismatch: sha256 {actual}, expected {}", file.sha256)) }
 }
 
-fn fetch(agent: &ureq::Agent, url: &str) -> Result<Vec<u8>, String> {
+/// What a download reports while it runs, for a progress bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Progress<'a> {
+    /// A fetch of `url` began; `total` is its length when the server says it.
+    Started { url: &'a str, total: Option<u64> },
+    /// `done` bytes of the current fetch have arrived.
+    Received { done: u64 },
+    /// The current fetch ended (well or not).
+    Finished,
+}
+
+/// Fetches `url` into memory in chunks, telling `progress` as bytes arrive.
+fn fetch(agent: &ureq::Agent, url: &str, progress: &mut dyn FnMut(Progress<'_>)) -> Result<Vec<u8>, String> {
     let mut response = agent.get(url).call().map_err(|e| e.to_string())?;
-    response.body_mut().with_config().limit(MAX_DOWNLOAD_BYTES).read_to_vec().map_err(|e| e.to_string())
+    let total = response.body().content_length();
+    progress(Progress::Started { url, total });
+    let mut reader = response.body_mut().with_config().limit(MAX_DOWNLOAD_BYTES).reader();
+    let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(MAX_DOWNLOAD_BYTES) as usize);
+    let mut chunk = vec![0u8; 64 << 10];
+    let result = loop {
+        match reader.read(&mut chunk) {
+            Ok(0) => break Ok(bytes),
+            Ok(n) => {
+                bytes.extend_from_slice(&chunk[..n]);
+                progress(Progress::Received { done: bytes.len() as u64 });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    progress(Progress::Finished);
+    result
 }
 
 /// Where a verified file is stored: `<dir>/<name>.gz` when it came gzip-compressed.
@@ -58,7 +87,18 @@ pub fn download(
     kind: DatasetKind,
     data_dir: &Path,
     mirrors: &[String],
+    log: impl FnMut(&str),
+) -> Result<Vec<PathBuf>, DownloadError> {
+    download_with_progress(kind, data_dir, mirrors, log, |_| {})
+}
+
+/// [`download`], also telling `progress` how each fetch advances (for a progress bar).
+pub fn download_with_progress(
+    kind: DatasetKind,
+    data_dir: &Path,
+    mirrors: &[String],
     mut log: impl FnMut(&str),
+    mut progress: impl FnMut(Progress<'_>),
 ) -> Result<Vec<PathBuf>, DownloadError> {
     let mirrors: Vec<String> =
         if mirrors.is_empty() { kind.mirrors().iter().map(|m| m.to_string()).collect() } else { mirrors.to_vec() };
@@ -76,7 +116,7 @@ pub fn download(
         for mirror in &mirrors {
             let url = format!("{}/{}.gz", mirror.trim_end_matches('/'), file.name);
             log(&format!("fetching {url}"));
-            match fetch(&agent, &url).and_then(|bytes| verify(&file, &bytes).map(|()| bytes)) {
+            match fetch(&agent, &url, &mut progress).and_then(|bytes| verify(&file, &bytes).map(|()| bytes)) {
                 Ok(bytes) => {
                     found = Some(bytes);
                     break;

@@ -1,6 +1,7 @@
 //! Everything about getting images and labels into memory: the IDX reader, the known data
 //! sets, the download path and the in-memory data set.
 
+pub mod augment;
 pub mod download;
 pub mod idx;
 pub mod sets;
@@ -55,7 +56,8 @@ pub struct Dataset {
 pub enum DataError {
     #[error(
         "the {kind} files were not found; looked for {file}[.gz] in {looked}.\n\
-         Get them with `--download`, or point `--data-dir` at a folder that holds the four IDX files \
+         Without --data-dir and --offline, `train` downloads them into data/ by itself; \
+         otherwise get them with `--download`, or point `--data-dir` at a folder that holds the four IDX files \
          (train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte, gzip or raw), \
          either directly or in a `{kind}/` subfolder."
     )]
