@@ -391,6 +391,7 @@ mod tests {
     /// instruction models: whole models, random inputs, in the minimal arena and a roomy one,
     /// bit for bit against the scalar table.
     #[test]
+    #[cfg_attr(miri, ignore = "reads the model files (Miri isolates the file system); full-size models: minutes under Miri")]
     fn models_match_reference_through_matvec4() {
         let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
         let mut seed = 99;
