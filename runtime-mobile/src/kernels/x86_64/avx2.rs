@@ -572,19 +572,7 @@ const PATCHES: usize = 2;
 
 /// One register block of [`gemm_avx2`]: the `P` patches whose starts are at `starts`, channels
 /// `o..o + 4 * V`; `out` points at the first of those patches' output rows (`pmax` with MAX).
-#[derive(Clone, Copy)]
-struct Block {
-    wp: *const i8,
-    xu: *const u8,
-    starts: *const usize,
-    rows: usize,
-    row_stride: usize,
-    seg: usize,
-    bias: *const i32,
-    ocp: usize,
-    o: usize,
-    out: *mut i32,
-}
+type Block = super::PackedBlock;
 
 /// # Safety
 /// `starts` valid for `P` offsets whose patches lie inside `xu`; `wp` valid for

@@ -15,3 +15,20 @@ pub use avx512_vnni::avx512_vnni;
 pub use avx512_vnni::avx512_vnni_unchecked;
 #[cfg(feature = "std")]
 pub use avx512_vnni::detect_avx512_vnni;
+
+/// One register block of a packed gemm kernel (`avx2`, `avx512_vnni`): the patches whose starts
+/// are at `starts`, channels from `o`; `out` points at the first of those patches' output rows
+/// (`pmax` when pooling). Each kernel's `block` documents how many patches and channels.
+#[derive(Clone, Copy)]
+struct PackedBlock {
+    wp: *const i8,
+    xu: *const u8,
+    starts: *const usize,
+    rows: usize,
+    row_stride: usize,
+    seg: usize,
+    bias: *const i32,
+    ocp: usize,
+    o: usize,
+    out: *mut i32,
+}
